@@ -1,0 +1,161 @@
+"""The `replicator` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, ReplicatorError
+from .runner import Replicator
+
+log = logging.getLogger("replicator")
+
+
+def _print_progress(table: str, rows: int, rate: float) -> None:
+    print(f"  {table}: {rows:,} rows so far ({rate:,.0f} rows/s)", file=sys.stderr, flush=True)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
+    names = args.names or list(rep.project.tables)
+    failed = 0
+    for name in names:
+        try:
+            result = rep.sync(name, full_refresh=args.full_refresh, progress=_print_progress)
+        except ReplicatorError as exc:
+            failed += 1
+            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
+        e, ld = result.extract, result.load
+        batch = f"batch {e.batch_id}" if e.committed else "no new batch"
+        print(
+            f"{name}: {e.rows_read:,} rows extracted, {e.rows_committed:,} committed, {batch}, "
+            f"watermark {_fmt(e.watermark_after)}, {e.duration_s:.2f}s; "
+            f"warehouse: {ld.rows_loaded:,} rows loaded, {_fmt(ld.rows_in_table)} rows in table",
+            flush=True,
+        )
+    if failed:
+        print(f"{failed} of {len(names)} tables failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_status(rep: Replicator, args: argparse.Namespace) -> int:
+    rows = []
+    for name in args.names or list(rep.project.tables):
+        s = rep.status(name)
+        rows.append({"table": name, "last_batch_id": s.last_batch_id, "watermark": _fmt(s.watermark),
+                     "last_sync_at": s.last_sync_at, "lake_rows": s.lake_rows, "lake_bytes": s.lake_bytes,
+                     "lake_files": s.lake_files, "warehouse_rows": s.warehouse_rows,
+                     "warehouse_batch_id": s.warehouse_batch_id})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    headers = list(rows[0]) if rows else []
+    widths = {h: max(len(h), *(len(_fmt(r[h])) for r in rows)) for h in headers}
+    print("  ".join(h.ljust(widths[h]) for h in headers))
+    for r in rows:
+        print("  ".join(_fmt(r[h]).ljust(widths[h]) for h in headers))
+    return 0
+
+
+def cmd_validate(rep: Replicator, args: argparse.Namespace) -> int:
+    from .validate import validate_live
+
+    problems = validate_live(rep)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems:
+        print(f"ok: {len(rep.project.tables)} tables in {rep.project.schemas_dir} are valid against their sources")
+    return 1 if problems else 0
+
+
+def cmd_onboard(rep: Replicator, args: argparse.Namespace) -> int:
+    from .onboard import onboard_table
+
+    path = onboard_table(rep, args.source, args.table, name=args.name)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_snapshot(rep: Replicator, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    as_of: int | dt.datetime | None = None
+    if args.as_of:
+        as_of = int(args.as_of) if args.as_of.isdigit() else dt.datetime.fromisoformat(args.as_of)
+    data = rep.read_table(args.name, as_of=as_of)
+    pq.write_table(data, args.out, compression="zstd")
+    print(f"wrote {data.num_rows:,} rows of {args.name} to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo_run import run_demo
+
+    return run_demo(Path(args.dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="replicator", description="Incremental replication of OLTP tables into a Parquet lake and a warehouse.")
+    parser.add_argument("--project", help="path of replicator.yml (default: $REPLICATOR_PROJECT, else ./replicator.yml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    parser.add_argument("--version", action="version", version=f"replicator {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check every YAML file against the model and the live source")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("sync", help="sync tables (default: all): source -> lake -> warehouse")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--full-refresh", action="store_true", help="re-read whole tables; the new batch replaces the old")
+    p.set_defaults(func=cmd_sync)
+    p = sub.add_parser("status", help="per table: watermark, batches, lake and warehouse rows")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("onboard", help="write schemas/<name>.yml for a source table")
+    p.add_argument("source")
+    p.add_argument("table")
+    p.add_argument("--name")
+    p.set_defaults(func=cmd_onboard)
+    p = sub.add_parser("snapshot", help="export a table's state after a batch (or at a UTC time) to Parquet")
+    p.add_argument("name")
+    p.add_argument("--as-of", help="batch id or ISO UTC timestamp (default: latest)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_snapshot)
+    p = sub.add_parser("demo", help="run the embedded demo (SQLite -> local lake -> DuckDB), no server needed")
+    p.add_argument("--dir", default="replicator-demo", help="folder for the demo (default: ./replicator-demo)")
+    p.set_defaults(func=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        with Replicator.from_path(args.project) as rep:
+            return int(args.func(rep, args))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except ReplicatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Typed, strict, frozen models of replicator.yml and schemas/<name>.yml."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "Defaults",
+    "LakeConfig",
+    "ProjectConfig",
+    "SourceConfig",
+    "TableConfig",
+    "WarehouseConfig",
+    "parse_duration",
+]
+
+_DURATION_PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse `90s`, `5m`, `1h30m`, `2d` (or a number of seconds) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    text = str(value).strip().lower()
+    if not text or _DURATION_PART.sub("", text).strip():
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 2h, 1d or 1h30m")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SourceConfig(_Strict):
+    url: str = Field(description="SQLAlchemy URL: postgresql://, mysql+pymysql://, sqlite:///")
+    statement_timeout: Duration = Field(default=timedelta(minutes=30))
+    lock_timeout: Duration = Field(default=timedelta(seconds=10))
+    settle_margin: Duration = Field(
+        default=timedelta(seconds=1),
+        description="clock-skew margin subtracted from the settle horizon",
+    )
+    batch_rows: int = Field(default=50_000, ge=1, description="rows per Arrow record batch read")
+    chunk_rows: int = Field(
+        default=1_000_000, ge=1, description="rows per keyset chunk (one short snapshot each) on full reads"
+    )
+
+
+class LakeConfig(_Strict):
+    url: str
+    row_group_rows: int = Field(default=250_000, ge=1)
+    file_max_rows: int = Field(default=2_000_000, ge=1)
+    compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+
+
+class WarehouseConfig(_Strict):
+    url: str
+    schema_: str = Field(default="raw", alias="schema", min_length=1)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(_Strict):
+    freshness: Duration = Field(default=timedelta(days=1))
+    schedule: str = Field(default="0 * * * *", description="cron for tables without their own schedule")
+    lease_ttl: Duration = Field(default=timedelta(hours=1))
+
+
+class ProjectConfig(_Strict):
+    sources: dict[str, SourceConfig] = Field(min_length=1)
+    lake: LakeConfig
+    warehouse: WarehouseConfig
+    schemas_dir: str = "schemas"
+    defaults: Defaults = Field(default_factory=Defaults)
+
+
+class TableConfig(_Strict):
+    source: str
+    table: str = Field(min_length=1)
+    primary_key: list[str] = Field(min_length=1)
+    replication: Literal["incremental", "full"] = "incremental"
+    watermark: str | None = None
+    lookback: Duration | int = Field(default=timedelta(0))
+    on_null_watermark: Literal["fail", "include"] = "fail"
+    partition_by: str | None = None
+    partition_granularity: Literal["day", "month", "year"] = "day"
+    columns: list[str] | None = None
+    description: str | None = None
+    freshness: Duration | None = None
+    schedule: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, value: object) -> timedelta | int:
+        # A bare integer is an offset in watermark units (for integer watermarks); text is a duration.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ValueError("lookback cannot be negative")
+            return value
+        return parse_duration(value)
+
+    @field_validator("primary_key", "columns", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> TableConfig:
+        if self.replication == "incremental" and not self.watermark:
+            raise ValueError(
+                "watermark: required when replication is incremental; name an updated_at-like "
+                "timestamp or an increasing integer column, or set replication: full"
+            )
+        if len(set(self.primary_key)) != len(self.primary_key):
+            raise ValueError("primary_key: lists a column twice")
+        if self.columns is not None:
+            missing = [c for c in [*self.primary_key, self.watermark, self.partition_by] if c and c not in self.columns]
+            if missing:
+                raise ValueError(f"columns: must include the key, watermark and partition columns; add {missing}")
+        return self
+
+    @property
+    def schema_name(self) -> str | None:
+        """The schema (PostgreSQL) or database (MySQL) part of `table`, if any."""
+        return self.table.rsplit(".", 1)[0] if "." in self.table else None
+
+    @property
+    def table_name(self) -> str:
+        return self.table.rsplit(".", 1)[-1]

@@ -1,0 +1,99 @@
+"""Read a table back from the lake: its committed batches, keys in a watermark window, current state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import watermark as wm
+from .manifest import Manifest, list_manifest_seqs, load_manifest
+from .store import LakeStore, lake_error
+
+__all__ = ["active_manifests", "current_state", "keys_in_window", "read_files"]
+
+
+def active_manifests(store: LakeStore, table: str, as_of: int | None = None) -> list[Manifest]:
+    """Manifests that make up the table: from the latest full batch (if any) on, up to `as_of`."""
+    seqs = [s for s in list_manifest_seqs(store, table) if as_of is None or s <= as_of]
+    manifests: list[Manifest] = []
+    for seq in reversed(seqs):
+        manifest = load_manifest(store, table, seq)
+        manifests.append(manifest)
+        if manifest.mode == "full":
+            break
+    return list(reversed(manifests))
+
+
+def read_files(store: LakeStore, paths: Sequence[str], columns: Sequence[str] | None = None,
+               schema: pa.Schema | None = None) -> pa.Table:
+    tables = []
+    for path in paths:
+        try:
+            tables.append(pq.read_table(path, filesystem=store.fs, columns=list(columns) if columns else None))
+        except (OSError, pa.ArrowException) as exc:
+            raise lake_error("read", path, exc) from exc
+    if not tables:
+        if schema is None:
+            return pa.table({})
+        return schema.empty_table() if columns is None else schema.empty_table().select(list(columns))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequence[str], watermark: str,
+                   lower: Any, include_nulls: bool = False) -> pa.Table:
+    """(key..., watermark) of committed rows with watermark >= lower, reading only files that can hold them."""
+    wanted = []
+    for manifest in manifests:
+        for f in manifest.files:
+            hi = wm.decode(f.watermark_max)
+            if lower is None or include_nulls or (hi is not None and hi >= lower):
+                wanted.append(f.path)
+    data = read_files(store, wanted, [*key, watermark])
+    if lower is None or data.num_rows == 0:
+        return data
+    lower_scalar = pa.scalar(lower, type=data.schema.field(watermark).type)
+    mask = pc.greater_equal(data.column(watermark), lower_scalar)
+    if include_nulls:
+        mask = pc.or_kleene(mask, pc.is_null(data.column(watermark)))
+    return data.filter(pc.fill_null(mask, False))
+
+
+def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
+    """Per key, the row of the highest _batch_id, then the highest watermark."""
+    if data.num_rows == 0:
+        return data
+    con = duckdb.connect()
+    try:
+        con.register("lake_rows", data)
+        order = ["_batch_id DESC"] + ([f"{_ident(watermark)} DESC NULLS LAST"] if watermark else [])
+        sql = (
+            "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY "
+            + ", ".join(_ident(k) for k in key)
+            + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
+        )
+        return con.execute(sql).fetch_arrow_table()
+    finally:
+        con.close()
+
+
+def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: str | None,
+                  as_of: int | None = None) -> pa.Table:
+    """The table as the lake holds it (after batch `as_of`, default the latest): one row per key."""
+    from .publish import superseded_path
+
+    manifests = active_manifests(store, table, as_of)
+    schema = manifests[-1].schema if manifests else None
+    files = [f.path for m in manifests for f in m.files]
+    if as_of is not None:
+        files = [p if store.exists(p) else superseded_path(store, table, p) for p in files]
+    data = read_files(store, files, schema=schema)
+    return latest_per_key(data, key, watermark)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,165 @@
+"""Write one batch as Parquet parts into staging, partitioned, in bounded memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import watermark as wm
+from ..config import LakeConfig
+from . import paths
+from .manifest import DataFile
+from .store import LakeStore, lake_error
+
+__all__ = ["BatchWriter", "partition_column"]
+
+_MAX_OPEN_FILES = 32
+_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def partition_column(column: pa.Array | pa.ChunkedArray, granularity: str) -> pa.Array:
+    """The `dt=` value of each row: UTC calendar date (or month, year) of a date/timestamp column."""
+    if pa.types.is_date(column.type):
+        column = pc.cast(column, pa.timestamp("us"))
+    elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        # Dropping the zone keeps the stored UTC instant, so the partition is the UTC date.
+        column = pc.cast(column, pa.timestamp(column.type.unit))
+    values = pc.strftime(column, format=_FORMATS[granularity])
+    return pc.fill_null(values, paths.NULL_PARTITION)
+
+
+@dataclass
+class _OpenFile:
+    writer: pq.ParquetWriter
+    stream: Any
+    staging_path: str
+    final_path: str
+    partition: str
+    rows: int = 0
+    wm_min: Any = None
+    wm_max: Any = None
+
+
+@dataclass
+class BatchWriter:
+    """Buffers rows per partition, writes row groups of `row_group_rows`, rotates files at `file_max_rows`."""
+
+    store: LakeStore
+    table: str
+    seq: int
+    run_id: str
+    schema: pa.Schema
+    config: LakeConfig
+    partition_by: str | None
+    granularity: str
+    watermark: str | None
+    load_date: dt.date
+    files: list[DataFile] = field(default_factory=list)
+    _buffers: dict[str, list[pa.Table]] = field(default_factory=dict)
+    _buffered: dict[str, int] = field(default_factory=dict)
+    _open: dict[str, _OpenFile] = field(default_factory=dict)
+    _counter: int = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if table.num_rows == 0:
+            return
+        if self.partition_by is None:
+            self._buffer(paths.partition_value(self.load_date, self.granularity), table)
+        else:
+            parts = partition_column(table.column(self.partition_by).combine_chunks(), self.granularity)
+            encoded = pc.dictionary_encode(parts)
+            for i, value in enumerate(encoded.dictionary.to_pylist()):
+                mask = pc.equal(encoded.indices, pa.scalar(i, encoded.indices.type))
+                self._buffer(value, table.filter(mask))
+        # A bound on what all partitions hold together keeps memory flat however many partitions a batch spans.
+        while sum(self._buffered.values()) > 2 * self.config.row_group_rows:
+            largest = max(self._buffered, key=self._buffered.__getitem__)
+            self._flush(largest)
+
+    def _buffer(self, partition: str, table: pa.Table) -> None:
+        self._buffers.setdefault(partition, []).append(table)
+        self._buffered[partition] = self._buffered.get(partition, 0) + table.num_rows
+        if self._buffered[partition] >= self.config.row_group_rows:
+            self._flush(partition)
+
+    def _flush(self, partition: str) -> None:
+        tables = self._buffers.pop(partition, [])
+        self._buffered.pop(partition, None)
+        if not tables:
+            return
+        data = pa.concat_tables(tables).combine_chunks()
+        offset = 0
+        while offset < data.num_rows:
+            handle = self._open.get(partition) or self._open_file(partition)
+            room = self.config.file_max_rows - handle.rows
+            piece = data.slice(offset, min(room, self.config.row_group_rows))
+            handle.writer.write_table(piece, row_group_size=self.config.row_group_rows)
+            handle.rows += piece.num_rows
+            if self.watermark is not None:
+                lo, hi = pc.min_max(piece.column(self.watermark)).values()
+                handle.wm_min = _min(handle.wm_min, lo.as_py())
+                handle.wm_max = _max(handle.wm_max, hi.as_py())
+            offset += piece.num_rows
+            if handle.rows >= self.config.file_max_rows:
+                self._close_file(partition)
+
+    def _open_file(self, partition: str) -> _OpenFile:
+        if len(self._open) >= _MAX_OPEN_FILES:
+            self._close_file(next(iter(self._open)))
+        self._counter += 1
+        staging = paths.staging_file(self.store.root, self.table, self.run_id, partition, self.seq, self._counter)
+        final = paths.data_file(self.store.root, self.table, partition, self.seq, self.run_id, self._counter)
+        stream = self.store.output_stream(staging)
+        compression = None if self.config.compression == "none" else self.config.compression
+        try:
+            writer = pq.ParquetWriter(stream, self.schema, compression=compression, write_statistics=True,
+                                      write_page_index=True, use_dictionary=True)
+        except (OSError, pa.ArrowException) as exc:
+            raise lake_error("write", staging, exc) from exc
+        handle = _OpenFile(writer, stream, staging, final, partition)
+        self._open[partition] = handle
+        return handle
+
+    def _close_file(self, partition: str) -> None:
+        handle = self._open.pop(partition)
+        try:
+            handle.writer.close()
+            size = handle.stream.tell()
+            handle.stream.close()
+        except (OSError, pa.ArrowException) as exc:
+            raise lake_error("write", handle.staging_path, exc) from exc
+        self.files.append(DataFile(
+            path=handle.final_path, staging_path=handle.staging_path, partition=partition, rows=handle.rows,
+            bytes=size, watermark_min=wm.encode(handle.wm_min), watermark_max=wm.encode(handle.wm_max),
+        ))
+
+    def close(self) -> list[DataFile]:
+        """Flush everything; every staged file is complete when this returns."""
+        for partition in list(self._buffers):
+            self._flush(partition)
+        for partition in list(self._open):
+            self._close_file(partition)
+        return self.files
+
+    def abort(self) -> None:
+        for handle in self._open.values():
+            try:
+                handle.stream.close()
+            except Exception:  # the run is failing already; the staging folder is removed next
+                pass
+        self._open.clear()
+        self.store.delete_dir(paths.staging_dir(self.store.root, self.table, self.run_id))
+
+
+def _min(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)

@@ -1,0 +1,61 @@
+"""`replicator onboard`: introspect a source table and write its schemas/<name>.yml."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+from .config import TableConfig
+from .errors import ConfigError, SourceError
+from .runner import Replicator
+from .sources import TableSchema
+
+__all__ = ["onboard_table", "suggest_watermark"]
+
+_UPDATED_LIKE = re.compile(r"(updated|modified|changed|last_update|last_modified|mtime)", re.IGNORECASE)
+
+
+def suggest_watermark(schema: TableSchema, primary_key: list[str]) -> str | None:
+    """An updated_at-like timestamp column, else a single integer primary key, else None."""
+    timestamps = [c.name for c in schema.columns if pa.types.is_timestamp(c.arrow_type)]
+    for name in timestamps:
+        if _UPDATED_LIKE.search(name):
+            return name
+    if len(primary_key) == 1 and pa.types.is_integer(schema.column(primary_key[0]).arrow_type):
+        return primary_key[0]
+    return None
+
+
+def onboard_table(rep: Replicator, source: str, table: str, *, name: str | None = None) -> Path:
+    if source not in rep.project.config.sources:
+        raise ConfigError(f"{rep.project.path}: sources: no source named {source!r}; known: {', '.join(rep.project.config.sources)}")
+    name = name or re.sub(r"[^A-Za-z0-9_]+", "_", table.rsplit(".", 1)[-1]).strip("_").lower()
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+        raise ConfigError(f"--name: {name!r} is not a valid table name; use letters, digits and underscores")
+    path = rep.project.schemas_dir / f"{name}.yml"
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; onboard refuses to overwrite it (pass --name to choose another)")
+    reader = rep.source(source)
+    probe = TableConfig(source=source, table=table, primary_key=["_"], replication="full")
+    primary_key = reader.primary_key(probe)
+    schema = reader.describe(TableConfig(source=source, table=table, primary_key=primary_key or ["_"], replication="full")) if primary_key else None
+    if schema is None:
+        raise SourceError(f"table {table!r} of source {source!r} has no primary key; write its YAML by hand with primary_key: [...]")
+    watermark = suggest_watermark(schema, primary_key)
+    lines = [f"source: {source}", f"table: {_yaml_str(table)}", f"primary_key: [{', '.join(_yaml_str(k) for k in primary_key)}]"]
+    if watermark:
+        lines += ["replication: incremental", f"watermark: {_yaml_str(watermark)}", "lookback: 5m"]
+    else:
+        lines += ["replication: full  # no updated_at-like column or integer key found for a watermark"]
+    lines.append("columns:")
+    lines += [f"  - {_yaml_str(c.name)}  # {c.source_type} -> {c.arrow_type}" for c in schema.columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as fh:
+        fh.write("# written by `replicator onboard`; edit freely\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _yaml_str(value: str) -> str:
+    return value if re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,169 @@
+"""`Replicator`: one project's sources, lake and warehouse, and the operations on its tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from . import watermark as wm
+from .catalog import Project, load_project
+from .errors import ReplicatorError
+from .lake import (
+    LakeStore,
+    active_manifests,
+    current_state,
+    latest_manifest,
+    list_manifest_seqs,
+    load_manifest,
+)
+from .lake.publish import superseded_path
+from .lake.store import open_store
+from .pipeline import ExtractResult, Progress, extract_table
+from .sources import SqlSource, open_source
+from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
+
+__all__ = ["LoadResult", "Replicator", "SyncResult", "TableStatus"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    batches: list[int]
+    rows_loaded: int
+    rows_in_table: int | None
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    extract: ExtractResult
+    load: LoadResult
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str
+    last_batch_id: int | None
+    watermark: Any
+    last_sync_at: str | None
+    lake_rows: int
+    lake_bytes: int
+    lake_files: int
+    warehouse_rows: int | None
+    warehouse_batch_id: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Replicator:
+    """Everything a sync needs, built lazily from a Project; nothing connects until used."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._sources: dict[str, SqlSource] = {}
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str] | None = None) -> Replicator:
+        return cls(load_project(path))
+
+    @cached_property
+    def lake(self) -> LakeStore:
+        return open_store(self.project.config.lake.url)
+
+    @cached_property
+    def warehouse(self) -> WarehouseLoader:
+        return open_warehouse(self.project.config.warehouse)
+
+    def source(self, name: str) -> SqlSource:
+        if name not in self._sources:
+            self._sources[name] = open_source(name, self.project.config.sources[name])
+        return self._sources[name]
+
+    def close(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+
+    def __enter__(self) -> Replicator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- operations -------------------------------------------------------------------------------
+    def extract(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> ExtractResult:
+        """Commit what changed in the source since the last batch as one lake batch."""
+        table = self.project.table(name)
+        try:
+            return extract_table(name, table, self.project, self.source(table.source), self.lake,
+                                 full_refresh=full_refresh, progress=progress)
+        except ReplicatorError as exc:
+            raise type(exc)(_prefix(self.project, name, str(exc))) from exc
+
+    def load(self, name: str) -> LoadResult:
+        """Load every committed lake batch the warehouse has not loaded yet, in order, one transaction each."""
+        started = time.perf_counter()
+        table = self.project.table(name)
+        store, warehouse = self.lake, self.warehouse
+        last = warehouse.last_loaded_seq(name)
+        pending = [load_manifest(store, name, s) for s in list_manifest_seqs(store, name) if s > last]
+        fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
+        if fulls:
+            pending = pending[fulls[-1]:]  # a full batch replaces everything before it
+        spec = LoadSpec(name, table.primary_key, table.watermark)
+        rows = 0
+        for manifest in pending:
+            files = [f.path if store.exists(f.path) else superseded_path(store, name, f.path) for f in manifest.files]
+            data = ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
+            rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", data)
+            log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
+        return LoadResult(name, [m.seq for m in pending], rows, warehouse.row_count(name), time.perf_counter() - started)
+
+    def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
+        extracted = self.extract(name, full_refresh=full_refresh, progress=progress)
+        return SyncResult(extracted, self.load(name))
+
+    def status(self, name: str) -> TableStatus:
+        self.project.table(name)
+        latest = latest_manifest(self.lake, name)
+        manifests = active_manifests(self.lake, name)
+        return TableStatus(
+            table=name,
+            last_batch_id=latest.seq if latest else None,
+            watermark=wm.decode(latest.watermark) if latest else None,
+            last_sync_at=latest.created_at if latest else None,
+            lake_rows=sum(m.rows for m in manifests),
+            lake_bytes=sum(m.bytes for m in manifests),
+            lake_files=sum(len(m.files) for m in manifests),
+            warehouse_rows=self.warehouse.row_count(name),
+            warehouse_batch_id=self.warehouse.last_loaded_seq(name),
+        )
+
+    def read_table(self, name: str, as_of: int | dt.datetime | None = None) -> pa.Table:
+        """The table's current state from the lake alone (after batch `as_of`, or as of a UTC time)."""
+        table = self.project.table(name)
+        seq = as_of if isinstance(as_of, int) or as_of is None else self._batch_at(name, as_of)
+        return current_state(self.lake, name, table.primary_key, table.watermark, seq)
+
+    def _batch_at(self, name: str, moment: dt.datetime) -> int:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+        found = 0
+        for seq in list_manifest_seqs(self.lake, name):
+            if dt.datetime.fromisoformat(load_manifest(self.lake, name, seq).created_at) <= moment:
+                found = seq
+        return found
+
+
+def _prefix(project: Project, name: str, message: str) -> str:
+    """Name the table's YAML file in a message that does not name it already."""
+    file = project.table_files.get(name)
+    return message if file is None or str(file) in message else f"{file}: {message}"

@@ -1,0 +1,279 @@
+"""The reader protocol and the SQLAlchemy-based reader every dialect module specializes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import quoted_name
+
+from ..config import SourceConfig, TableConfig
+from ..errors import ConfigError, ReplicatorError, SourceError, SourceUnavailable, mask_secrets
+from ..types import ColumnSpec, arrow_schema, column_spec
+
+__all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
+
+log = logging.getLogger(__name__)
+
+_AUTH_MARKERS = ("password authentication failed", "Access denied", "authentication failed", "no password supplied",
+                 "role \"", "Unknown database", "does not exist")
+
+
+def source_error(source: str, action: str, exc: BaseException) -> ReplicatorError:
+    """Translate a driver error: auth/unknown database are permanent, the rest of connection trouble retriable."""
+    text = mask_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if isinstance(exc, sa.exc.OperationalError) and not any(m in first for m in _AUTH_MARKERS):
+        return SourceUnavailable(f"source {source!r}: cannot {action}: {first}; check that the server is reachable, then retry")
+    if isinstance(exc, sa.exc.OperationalError):
+        return SourceError(f"source {source!r}: cannot {action}: {first}; fix the credentials or database in its url")
+    return SourceError(f"source {source!r}: cannot {action}: {first}")
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """What replicator reads of one table: its columns in order and every column the source has."""
+
+    columns: tuple[ColumnSpec, ...]
+    source_columns: tuple[str, ...]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        return arrow_schema(self.columns)
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Read rows with watermark >= lower (None: all rows), plus NULL-watermark rows if asked."""
+
+    table: TableConfig
+    schema: TableSchema
+    lower: Any = None
+    include_null_watermark: bool = False
+    chunked: bool = False
+
+
+class SourceReader(Protocol):
+    """What the pipeline needs of a source."""
+
+    name: str
+
+    def describe(self, table: TableConfig) -> TableSchema: ...
+    def horizon(self) -> dt.datetime | None: ...
+    def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]: ...
+    def count_rows(self, table: TableConfig, where_null: str | None = None) -> int: ...
+    def close(self) -> None: ...
+
+
+def normalize_url(url: str) -> str:
+    """Default drivers: psycopg2 for postgresql://, pymysql for mysql:// and mariadb://."""
+    for bare, full in (("postgresql://", "postgresql+psycopg2://"), ("postgres://", "postgresql+psycopg2://"),
+                       ("mysql://", "mysql+pymysql://"), ("mariadb://", "mariadb+pymysql://")):
+        if url.startswith(bare):
+            return full + url[len(bare):]
+    return url
+
+
+def make_engine(url: str, owner: str, connect_timeout: int = 10) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"{owner}: url: not a database URL ({mask_secrets(str(exc))})") from None
+    args: dict[str, Any] = {}
+    if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        args["connect_timeout"] = connect_timeout
+    try:
+        return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigError(f"{owner}: url: unsupported database {parsed.drivername!r} ({exc})") from None
+
+
+def q(name: str) -> quoted_name:
+    """Always quote: names from YAML are never trusted to be plain identifiers."""
+    return quoted_name(name, quote=True)
+
+
+class SqlSource:
+    """A source read through SQLAlchemy Core; dialect modules override the hooks below."""
+
+    dialect: ClassVar[str] = ""
+
+    def __init__(self, name: str, config: SourceConfig, engine: Engine | None = None) -> None:
+        self.name = name
+        self.config = config
+        self._engine = engine
+
+    # -- hooks --------------------------------------------------------------------------------
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A connection inside one read-only, consistent transaction with timeouts."""
+        with self.connect() as conn, conn.begin():
+            yield conn
+
+    def horizon(self) -> dt.datetime | None:
+        """The settle horizon: no row still invisible can carry a watermark before it (None: no cap)."""
+        return None
+
+    def bind_value(self, spec: ColumnSpec, value: Any) -> Any:
+        return value
+
+    # -- shared ---------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.config.url, f"source {self.name!r}")
+        return self._engine
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise source_error(self.name, "connect", exc) from exc
+        try:
+            yield conn
+        except sa.exc.DBAPIError as exc:
+            raise source_error(self.name, "read", exc) from exc
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def table_clause(self, table: TableConfig, columns: Sequence[str]) -> sa.TableClause:
+        return sa.table(q(table.table_name), *[sa.column(q(c)) for c in columns],
+                        schema=q(table.schema_name) if table.schema_name else None)
+
+    def reflect(self, conn: Connection, table: TableConfig) -> list[dict[str, Any]]:
+        try:
+            return list(sa.inspect(conn).get_columns(table.table_name, schema=table.schema_name))
+        except sa.exc.NoSuchTableError:
+            raise SourceError(
+                f"table: {table.table!r} not found in source {self.name!r}; check the name "
+                f"({'schema.table' if self.dialect == 'postgresql' else 'table or db.table'})"
+            ) from None
+
+    def describe(self, table: TableConfig) -> TableSchema:
+        """Reflect the table; raise naming every configured column the source lacks."""
+        with self.connect() as conn:
+            reflected = self.reflect(conn, table)
+        by_name = {c["name"]: c for c in reflected}
+        wanted = table.columns or [c["name"] for c in reflected]
+        missing = []
+        for key, cols in (("primary_key", table.primary_key), ("watermark", [table.watermark]),
+                          ("partition_by", [table.partition_by]), ("columns", table.columns or [])):
+            missing += [f"{key}: column {c!r} not found in {table.table}" for c in cols if c and c not in by_name]
+        if missing:
+            have = ", ".join(by_name)
+            raise SourceError("; ".join(dict.fromkeys(missing)) + f" (it has: {have})")
+        specs = tuple(column_spec(self.dialect, c, by_name[c]["type"], by_name[c].get("nullable", True)) for c in wanted)
+        schema = TableSchema(specs, tuple(by_name))
+        self._check_kinds(table, schema)
+        return schema
+
+    def _check_kinds(self, table: TableConfig, schema: TableSchema) -> None:
+        if table.watermark:
+            t = schema.column(table.watermark).arrow_type
+            if not (pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_integer(t)):
+                raise SourceError(
+                    f"watermark: column {table.watermark!r} is {schema.column(table.watermark).source_type}; "
+                    "use a timestamp/datetime, date or integer column"
+                )
+            if isinstance(table.lookback, int) and not pa.types.is_integer(t):
+                raise SourceError("lookback: an integer lookback needs an integer watermark; write a duration like 5m")
+        if table.partition_by:
+            t = schema.column(table.partition_by).arrow_type
+            if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+                raise SourceError(f"partition_by: column {table.partition_by!r} is not a date or timestamp")
+
+    def _select(self, request: ReadRequest, after_key: tuple[Any, ...] | None, limit: int | None) -> sa.Select[Any]:
+        table, schema = request.table, request.schema
+        names = [c.name for c in schema.columns]
+        clause = self.table_clause(table, names)
+        cols = []
+        for spec in schema.columns:
+            col = clause.c[spec.name]
+            cols.append((sa.cast(col, spec.cast_to) if spec.cast_to is not None else sa.type_coerce(col, sa.types.NullType())).label(spec.name))
+        stmt = sa.select(*cols).select_from(clause)
+        if request.lower is not None and table.watermark:
+            wm_spec = schema.column(table.watermark)
+            cond = clause.c[table.watermark] >= sa.bindparam("lower", self.bind_value(wm_spec, request.lower))
+            if request.include_null_watermark:
+                cond = sa.or_(cond, clause.c[table.watermark].is_(None))
+            stmt = stmt.where(cond)
+        pk = [clause.c[k] for k in table.primary_key]
+        if after_key is not None:
+            bound = [sa.bindparam(f"k{i}", self.bind_value(schema.column(k), v)) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
+            stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*bound) if len(pk) > 1 else pk[0] > bound[0])
+        if limit is not None:
+            stmt = stmt.order_by(*pk).limit(limit)
+        return stmt
+
+    def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+        """Stream record batches of the request; chunked requests read keyset chunks, one snapshot each."""
+        chunk = self.config.chunk_rows if request.chunked else None
+        after: tuple[Any, ...] | None = None
+        pk_idx = [next(i for i, c in enumerate(request.schema.columns) if c.name == k) for k in request.table.primary_key]
+        while True:
+            got = 0
+            last_row: Sequence[Any] | None = None
+            with self.snapshot() as conn:
+                stmt = self._select(request, after, chunk)
+                result = conn.execution_options(stream_results=True, max_row_buffer=self.config.batch_rows).execute(stmt)
+                while True:
+                    rows = result.fetchmany(self.config.batch_rows)
+                    if not rows:
+                        break
+                    got += len(rows)
+                    last_row = rows[-1]
+                    yield self._to_batch(request.schema, rows)
+                result.close()
+            if chunk is None or got < chunk or last_row is None:
+                return
+            after = tuple(last_row[i] for i in pk_idx)
+
+    def _to_batch(self, schema: TableSchema, rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+        columns = list(zip(*rows))
+        arrays = []
+        for spec, values in zip(schema.columns, columns):
+            try:
+                arrays.append(spec.to_arrow(values))
+            except (pa.ArrowException, ValueError, TypeError, ArithmeticError) as exc:
+                raise SourceError(f"column {spec.name!r} ({spec.source_type}): a value does not fit {spec.arrow_type}: {exc}") from exc
+        return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
+
+    def count_rows(self, table: TableConfig, where_null: str | None = None) -> int:
+        clause = self.table_clause(table, [where_null] if where_null else [])
+        stmt = sa.select(sa.func.count()).select_from(clause)
+        if where_null:
+            stmt = stmt.where(clause.c[where_null].is_(None))
+        with self.snapshot() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def list_tables(self) -> list[str]:
+        with self.connect() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
+
+    def primary_key(self, table: TableConfig) -> list[str]:
+        with self.connect() as conn:
+            return list(sa.inspect(conn).get_pk_constraint(table.table_name, schema=table.schema_name).get("constrained_columns") or [])
+
+
+def batch_min_max(batch: pa.RecordBatch | pa.Table, column: str) -> tuple[Any, Any]:
+    result = pc.min_max(batch.column(column))
+    return result["min"].as_py(), result["max"].as_py()
+

@@ -1,0 +1,63 @@
+"""PostgreSQL: REPEATABLE READ, READ ONLY snapshots with timeouts; the horizon from pg_stat_activity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .base import SqlSource
+
+log = logging.getLogger(__name__)
+
+_HORIZON = sa.text(
+    """
+    SELECT clock_timestamp() AS now,
+           (SELECT min(xact_start) FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS oldest,
+           (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+             OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_see
+    """
+)
+
+
+def _ms(value: dt.timedelta) -> str:
+    return str(int(value.total_seconds() * 1000))
+
+
+class PostgresSource(SqlSource):
+    dialect = "postgresql"
+    _warned_privilege = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        with self.connect() as raw:
+            conn = raw.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                # Values are bound through set_config(); SET cannot take parameters.
+                conn.execute(
+                    sa.text(
+                        "SELECT set_config('statement_timeout', :st, true), set_config('lock_timeout', :lt, true),"
+                        " set_config('idle_in_transaction_session_timeout', :it, true)"
+                    ),
+                    {"st": _ms(self.config.statement_timeout), "lt": _ms(self.config.lock_timeout),
+                     "it": _ms(max(self.config.statement_timeout, dt.timedelta(minutes=1)))},
+                )
+                yield conn
+
+    def horizon(self) -> dt.datetime | None:
+        with self.connect() as conn:
+            row = conn.execute(_HORIZON).one()
+        if not row.can_see and not PostgresSource._warned_privilege:
+            PostgresSource._warned_privilege = True
+            log.warning(
+                "source %r: the role cannot see other sessions' transactions (grant pg_read_all_stats); "
+                "late commits are covered only by each table's lookback",
+                self.name,
+            )
+        horizon = row.now if row.oldest is None else min(row.now, row.oldest)
+        return horizon - self.config.settle_margin

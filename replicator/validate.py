@@ -1,0 +1,35 @@
+"""`replicator validate`: every table file against its live source, one line per problem."""
+
+from __future__ import annotations
+
+from .errors import ConfigError, ReplicatorError
+from .runner import Replicator
+
+__all__ = ["validate_live"]
+
+
+def validate_live(rep: Replicator) -> list[str]:
+    """Check lake and warehouse URLs, then each table against its source (table, key, watermark, columns)."""
+    problems: list[str] = []
+    for check in (lambda: rep.lake, lambda: rep.warehouse):
+        try:
+            check()
+        except ConfigError as exc:
+            problems += [f"{rep.project.path}: {line}" for line in exc.problems]
+    unreachable: dict[str, str] = {}
+    for name, table in rep.project.tables.items():
+        file = rep.project.table_files[name]
+        if table.source in unreachable:
+            continue
+        try:
+            rep.source(table.source).describe(table)
+        except ConfigError as exc:
+            problems += [f"{rep.project.path}: {line}" for line in exc.problems]
+            unreachable[table.source] = str(exc)
+        except ReplicatorError as exc:
+            if exc.retriable or "cannot connect" in str(exc):
+                unreachable[table.source] = str(exc)
+                problems.append(f"{rep.project.path}: sources.{table.source}: {exc}")
+            else:
+                problems.append(f"{file}: {exc}")
+    return problems

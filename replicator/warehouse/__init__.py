@@ -1,0 +1,28 @@
+"""Warehouse loaders: DuckDB (embedded default) and PostgreSQL, chosen by the URL's scheme."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from ..config import WarehouseConfig
+from ..errors import ConfigError
+from .base import LEDGER_TABLE, LoadSpec, WarehouseLoader
+from .duckdb import DuckDBWarehouse
+from .postgres import PostgresWarehouse
+
+__all__ = ["LEDGER_TABLE", "DuckDBWarehouse", "LoadSpec", "PostgresWarehouse", "WarehouseLoader", "open_warehouse"]
+
+
+def open_warehouse(config: WarehouseConfig) -> WarehouseLoader:
+    """duckdb:///path.duckdb (or duckdb:///:memory:) and postgresql://... URLs."""
+    url = config.url
+    scheme = urlparse(url).scheme.split("+")[0]
+    if scheme == "duckdb":
+        path = url[len("duckdb:///"):] if url.startswith("duckdb:///") else url[len("duckdb://"):]
+        return DuckDBWarehouse(path or ":memory:", config.schema_)
+    if scheme in ("postgresql", "postgres"):
+        dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        return PostgresWarehouse(dsn, config.schema_)
+    raise ConfigError(
+        f"warehouse.url: unknown scheme {scheme!r}; use duckdb:///path/warehouse.duckdb or postgresql://user@host/db"
+    )

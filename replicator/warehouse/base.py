@@ -1,0 +1,45 @@
+"""The warehouse protocol: load committed lake batches in order, each with its ledger row, atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+__all__ = ["LEDGER_TABLE", "LoadSpec", "WarehouseLoader"]
+
+LEDGER_TABLE = "_replicator_batches"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What a loader needs of one table: its warehouse name, key and watermark."""
+
+    name: str
+    primary_key: Sequence[str]
+    watermark: str | None
+
+
+class WarehouseLoader(Protocol):
+    """One loader per warehouse engine (duckdb, postgresql)."""
+
+    schema: str
+
+    def last_loaded_seq(self, table: str) -> int:
+        """The highest lake batch id loaded into `table` (0: none)."""
+        ...
+
+    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table) -> int:
+        """Merge one batch and record `seq` in the ledger, in one transaction; return rows merged.
+
+        `full` replaces the table's rows; otherwise a key's row is replaced only by a batch at least as new.
+        """
+        ...
+
+    def row_count(self, table: str) -> int | None:
+        """Rows in the table, None if it does not exist yet."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,176 @@
+"""PostgreSQL warehouse: COPY into a temporary stage, then one merge and the ledger row, one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import pyarrow as pa
+from psycopg2 import sql
+
+from ..errors import WarehouseError, WarehouseUnavailable, mask_secrets
+from ..types import LOGICAL_KEY
+from .base import LEDGER_TABLE, LoadSpec
+
+__all__ = ["PostgresWarehouse", "pg_type"]
+
+
+def pg_type(field: pa.Field) -> str:
+    """The PostgreSQL column type that keeps every value of an Arrow field."""
+    t = field.type
+    logical = (field.metadata or {}).get(LOGICAL_KEY, b"").decode()
+    if logical == "json":
+        return "jsonb"
+    if logical == "uuid":
+        return "uuid"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pg_type(pa.field("item", t.value_type)) + "[]"
+    simple = {
+        pa.int8(): "smallint", pa.int16(): "smallint", pa.int32(): "integer", pa.int64(): "bigint",
+        pa.uint8(): "smallint", pa.uint16(): "integer", pa.uint32(): "bigint", pa.uint64(): "numeric(20,0)",
+        pa.float32(): "real", pa.float64(): "double precision", pa.bool_(): "boolean", pa.string(): "text",
+        pa.large_string(): "text", pa.binary(): "bytea", pa.large_binary(): "bytea", pa.date32(): "date",
+        pa.time64("us"): "time",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_duration(t):
+        return "interval"
+    raise WarehouseError(f"warehouse: no PostgreSQL type for Arrow type {t} of column {field.name!r}")
+
+
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\\\x" + bytes(value).hex()
+    if isinstance(value, list):
+        return _escape(_array_literal(value))
+    if isinstance(value, dict):
+        return _escape(json.dumps(value))
+    if isinstance(value, dt.timedelta):
+        return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    return _escape(str(value))
+
+
+def _array_literal(items: list[Any]) -> str:
+    parts = []
+    for item in items:
+        if item is None:
+            parts.append("NULL")
+        elif isinstance(item, list):
+            parts.append(_array_literal(item))
+        elif isinstance(item, (bytes, bytearray)):
+            parts.append('"\\\\x' + bytes(item).hex() + '"')
+        else:
+            text = ("t" if item else "f") if isinstance(item, bool) else str(item)
+            parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class PostgresWarehouse:
+    def __init__(self, dsn: str, schema: str) -> None:
+        self.dsn = dsn
+        self.schema = schema
+
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg2.extensions.connection]:
+        try:
+            con = psycopg2.connect(self.dsn, connect_timeout=10)
+        except psycopg2.OperationalError as exc:
+            first = mask_secrets(str(exc).strip().splitlines()[0])
+            cls = WarehouseError if "authentication" in first or "does not exist" in first else WarehouseUnavailable
+            raise cls(f"warehouse: cannot connect: {first}") from exc
+        try:
+            yield con
+        except psycopg2.Error as exc:
+            con.rollback()
+            raise WarehouseError(f"warehouse: {mask_secrets(str(exc).strip().splitlines()[0])}") from exc
+        finally:
+            con.close()
+
+    def _qualified(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table))
+
+    def _exists(self, cur: Any, table: str) -> bool:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table)).as_string(cur)])
+        return bool(cur.fetchone()[0])
+
+    def last_loaded_seq(self, table: str) -> int:
+        with self._connect() as con, con.cursor() as cur:
+            if not self._exists(cur, LEDGER_TABLE):
+                return 0
+            cur.execute(sql.SQL("SELECT last_loaded_seq FROM {} WHERE table_name = %s").format(self._qualified(LEDGER_TABLE)), [table])
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+
+    def row_count(self, table: str) -> int | None:
+        with self._connect() as con, con.cursor() as cur:
+            if not self._exists(cur, table):
+                return None
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._qualified(table)))
+            return int(cur.fetchone()[0])
+
+    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table) -> int:
+        target = self._qualified(spec.name)
+        key = [sql.Identifier(k) for k in spec.primary_key]
+        cols = [sql.Identifier(f.name) for f in data.schema]
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, last_loaded_seq bigint NOT NULL, "
+                "loaded_at timestamptz NOT NULL)").format(self._qualified(LEDGER_TABLE)))
+            defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f))) for f in data.schema)
+            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(target, defs, sql.SQL(", ").join(key)))
+            for f in data.schema:
+                cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(target, sql.Identifier(f.name), sql.SQL(pg_type(f))))
+            cur.execute(sql.SQL("CREATE TEMP TABLE replicator_stage ({}) ON COMMIT DROP").format(defs))
+            self._copy(cur, data, cols)
+            order = sql.SQL("_batch_id DESC") if not spec.watermark else sql.SQL("_batch_id DESC, {} DESC NULLS LAST").format(sql.Identifier(spec.watermark))
+            key_list = sql.SQL(", ").join(key)
+            if full:
+                cur.execute(sql.SQL("DELETE FROM {}").format(target))
+            else:
+                match = sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=k) for k in key)
+                cur.execute(sql.SQL("DELETE FROM {} AS t USING replicator_stage AS s WHERE {} AND t._batch_id <= s._batch_id").format(target, match))
+            col_list = sql.SQL(", ").join(cols)
+            cur.execute(sql.SQL(
+                "INSERT INTO {t} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM replicator_stage ORDER BY {key}, {order} "
+                "ON CONFLICT ({key}) DO NOTHING").format(t=target, cols=col_list, key=key_list, order=order))
+            merged = cur.rowcount
+            cur.execute(sql.SQL(
+                "INSERT INTO {} VALUES (%s, %s, now()) ON CONFLICT (table_name) DO UPDATE "
+                "SET last_loaded_seq = EXCLUDED.last_loaded_seq, loaded_at = EXCLUDED.loaded_at").format(self._qualified(LEDGER_TABLE)), [spec.name, seq])
+            con.commit()
+            return merged
+
+    def _copy(self, cur: Any, data: pa.Table, cols: list[sql.Identifier]) -> None:
+        copy = sql.SQL("COPY replicator_stage ({}) FROM STDIN").format(sql.SQL(", ").join(cols)).as_string(cur)
+        for batch in data.to_batches(max_chunksize=50_000):
+            buf = io.StringIO()
+            columns = [c.to_pylist() for c in batch.columns]
+            for row in zip(*columns):
+                buf.write("\t".join(_copy_text(v) for v in row))
+                buf.write("\n")
+            buf.seek(0)
+            cur.copy_expert(copy, buf)
+
+    def close(self) -> None:
+        return None

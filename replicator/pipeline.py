@@ -31,6 +31,7 @@ from .lake import (
 )
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
+from .lake.reader import manifests_reaching
 from .sources import ReadRequest, SqlSource, TableSchema
 from .types import schema_fingerprint
 
@@ -101,7 +102,11 @@ def extract_table(
     run_id = uuid.uuid4().hex
     with acquire_lease(store, name, run_id, project.config.defaults.lease_ttl) as lease:
         previous = latest_manifest(store, name)
-        finish_publish(store, previous, name)
+        if previous is not None:
+            before = active_manifests(store, name, as_of=previous.seq - 1) if previous.mode == "full" else []
+            finish_publish(store, previous, name, before)
+        else:
+            finish_publish(store, None, name)
         schema = source.describe(table)
         arrow = lake_schema(schema)
         if not full_refresh:
@@ -121,9 +126,15 @@ def extract_table(
 
         seq = (previous.seq if previous else 0) + 1
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        active = active_manifests(store, name) if not complete else []
-        known = (keys_in_window(store, active, table.primary_key, table.watermark, window.lower, include_nulls)
-                 if active and table.watermark else None)
+        # A complete read replaces the whole chain since the last full batch; an incremental one
+        # only needs the recent batches that can hold rows of its window, to drop re-read rows.
+        active = active_manifests(store, name) if previous is not None and complete else []
+        recent = []
+        if previous is not None and not complete:
+            # NULL-watermark rows can sit in any batch, so `include` compares against the whole chain.
+            recent = active_manifests(store, name) if include_nulls else manifests_reaching(store, name, window.lower)
+        known = (keys_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls)
+                 if recent and table.watermark else None)
         writer = BatchWriter(store, name, seq, run_id, arrow, project.config.lake, table.partition_by,
                              table.partition_granularity, table.watermark, loaded_at.date())
         digest = hashlib.sha256()
@@ -177,7 +188,7 @@ def extract_table(
             content_hash=content_hash, stats={"rows_read": rows_read, "null_watermarks": null_count},
         )
         commit_manifest(store, manifest)
-        publish(store, manifest)
+        publish(store, manifest, active)
         log.info("table %r: committed batch %d: %d rows in %d files", name, seq, rows_committed, len(files))
         return ExtractResult(
             name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.bytes,

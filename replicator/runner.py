@@ -18,6 +18,7 @@ from .catalog import Project, load_project
 from .errors import ReplicatorError
 from .lake import (
     LakeStore,
+    Manifest,
     active_manifests,
     current_state,
     latest_manifest,
@@ -122,11 +123,24 @@ class Replicator:
         spec = LoadSpec(name, table.primary_key, table.watermark)
         rows = 0
         for manifest in pending:
-            files = [f.path if store.exists(f.path) else superseded_path(store, name, f.path) for f in manifest.files]
-            data = ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
+            data = self._batch_dataset(manifest)
             rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", data)
             log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
         return LoadResult(name, [m.seq for m in pending], rows, warehouse.row_count(name), time.perf_counter() - started)
+
+    def _batch_dataset(self, manifest: Manifest) -> ds.Dataset:
+        """A lazily read dataset of exactly the manifest's files, wherever publishing left each one."""
+        store = self.lake
+        files = [f.path for f in manifest.files]
+        try:
+            return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
+        except FileNotFoundError:
+            # Not yet published (a crash between commit and move) or since superseded by a full batch.
+            resolved = []
+            for f in manifest.files:
+                candidates = (f.path, f.staging_path, superseded_path(store, manifest.table, f.path))
+                resolved.append(next((p for p in candidates if store.exists(p)), f.path))
+            return ds.dataset(resolved, schema=manifest.schema, format="parquet", filesystem=store.fs)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self.extract(name, full_refresh=full_refresh, progress=progress)

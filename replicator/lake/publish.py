@@ -1,12 +1,14 @@
 """After a manifest is created: move its staged parts into the Hive layout, retire superseded files.
 
-Both steps are idempotent and driven by the latest manifest, so a run that died half-way through
-is finished by the next run before it reads anything.
+Both steps are idempotent and driven by manifests, so a run that died half-way through is finished
+by the next run before it reads anything.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from . import paths
 from .manifest import Manifest
@@ -16,6 +18,8 @@ __all__ = ["finish_publish", "publish", "superseded_path"]
 
 log = logging.getLogger(__name__)
 
+_PARALLEL_MOVES = 8
+
 
 def superseded_path(store: LakeStore, table: str, path: str) -> str:
     """Where a file replaced by a later full batch is kept (outside what Hive readers see)."""
@@ -23,30 +27,40 @@ def superseded_path(store: LakeStore, table: str, path: str) -> str:
     return paths.join(store.root, table, "_superseded", path[len(prefix):])
 
 
-def publish(store: LakeStore, manifest: Manifest) -> None:
-    for f in manifest.files:
-        if store.exists(f.staging_path):
-            store.move(f.staging_path, f.path)
+def _move_all(store: LakeStore, pairs: Sequence[tuple[str, str]]) -> None:
+    if len(pairs) <= 1 or store.is_local:
+        for src, dst in pairs:
+            store.move(src, dst)
+        return
+    # Object-store moves are independent copies; doing several at once hides request latency.
+    with ThreadPoolExecutor(max_workers=_PARALLEL_MOVES) as pool:
+        for future in [pool.submit(store.move, src, dst) for src, dst in pairs]:
+            future.result()
+
+
+def publish(store: LakeStore, manifest: Manifest, retired: Iterable[Manifest] = (), *, staged: set[str] | None = None) -> None:
+    """Move the manifest's staged files into place; for a full batch, retire the files of `retired`.
+
+    `staged` is the set of staging paths still present (None: all of them, right after a commit).
+    """
+    moves = [(f.staging_path, f.path) for f in manifest.files if staged is None or f.staging_path in staged]
+    _move_all(store, moves)
     if manifest.mode == "full":
-        _retire_older_files(store, manifest)
+        keep = {f.path for f in manifest.files}
+        old = [f.path for m in retired if m.seq < manifest.seq for f in m.files if f.path not in keep]
+        present = [p for p in old if store.exists(p)] if staged is not None else old
+        _move_all(store, [(p, superseded_path(store, manifest.table, p)) for p in present])
 
 
-def _retire_older_files(store: LakeStore, manifest: Manifest) -> None:
-    keep = {f.path for f in manifest.files}
-    table_root = paths.join(store.root, manifest.table)
-    for folder in store.list_dir(table_root):
-        if folder.base_name.startswith(("_", ".")):
-            continue
-        for info in store.list_files(folder.path):
-            if info.path not in keep and info.path.endswith(".parquet"):
-                store.move(info.path, superseded_path(store, manifest.table, info.path))
-
-
-def finish_publish(store: LakeStore, latest: Manifest | None, table: str) -> None:
+def finish_publish(store: LakeStore, latest: Manifest | None, table: str, retired: Iterable[Manifest] = ()) -> None:
     """Complete an interrupted publish of the latest batch and drop staging left by dead runs."""
-    if latest is not None:
-        publish(store, latest)
     staging_root = paths.join(store.root, table, "_staging")
-    for info in store.list_dir(staging_root):
-        log.info("table %r: removing staging of an uncommitted run: %s", table, store.uri(info.path))
+    folders = store.list_dir(staging_root)
+    if latest is not None:
+        mine = paths.staging_dir(store.root, table, latest.run_id)
+        staged = {i.path for i in store.list_files(mine)} if any(f.path == mine for f in folders) else set()
+        if staged or latest.mode == "full":
+            publish(store, latest, retired, staged=staged)
+    for info in folders:
+        log.info("table %r: removing staging of an uncommitted or finished run: %s", table, store.uri(info.path))
         store.delete_dir(info.path)

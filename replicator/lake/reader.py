@@ -14,7 +14,7 @@ from .. import watermark as wm
 from .manifest import Manifest, list_manifest_seqs, load_manifest
 from .store import LakeStore, lake_error
 
-__all__ = ["active_manifests", "current_state", "keys_in_window", "read_files"]
+__all__ = ["active_manifests", "current_state", "keys_in_window", "manifests_reaching", "read_files"]
 
 
 def active_manifests(store: LakeStore, table: str, as_of: int | None = None) -> list[Manifest]:
@@ -27,6 +27,24 @@ def active_manifests(store: LakeStore, table: str, as_of: int | None = None) -> 
         if manifest.mode == "full":
             break
     return list(reversed(manifests))
+
+
+def manifests_reaching(store: LakeStore, table: str, lower: Any) -> list[Manifest]:
+    """The newest manifests that may hold rows with watermark >= lower, oldest first.
+
+    Each manifest records the highest watermark ever committed (cumulative, so it never decreases):
+    walking back, the first manifest below `lower` ends the walk, however long the history.
+    """
+    found: list[Manifest] = []
+    for seq in reversed(list_manifest_seqs(store, table)):
+        manifest = load_manifest(store, table, seq)
+        top = wm.decode(manifest.max_seen)
+        if lower is not None and top is not None and top < lower:
+            break
+        found.append(manifest)
+        if manifest.mode == "full":
+            break
+    return list(reversed(found))
 
 
 def read_files(store: LakeStore, paths: Sequence[str], columns: Sequence[str] | None = None,
@@ -76,7 +94,7 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
             + ", ".join(_ident(k) for k in key)
             + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
         )
-        return con.execute(sql).fetch_arrow_table()
+        return to_arrow(con.execute(sql))
     finally:
         con.close()
 
@@ -93,6 +111,12 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
         files = [p if store.exists(p) else superseded_path(store, table, p) for p in files]
     data = read_files(store, files, schema=schema)
     return latest_per_key(data, key, watermark)
+
+
+def to_arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
+    """A DuckDB result as an Arrow table (DuckDB 2 renamed fetch_arrow_table to to_arrow_table)."""
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    return fetch()
 
 
 def _ident(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -45,6 +46,78 @@ def _s3_client():  # type: ignore[no-untyped-def]
             config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
         )
     return _client
+
+
+class SpooledUpload:
+    """A write-only file that is uploaded to S3 when closed.
+
+    Parts are spooled to a local temporary file (memory stays flat), then sent with boto3's managed
+    transfer: parallel multipart for big files, a plain PUT for small ones. The object appears only
+    when the upload completes, so no reader ever sees half of it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = tempfile.NamedTemporaryFile(prefix="replicator-", suffix=".part", delete=False)  # noqa: SIM115
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._file.close()
+        try:
+            bucket, _, key = self.path.partition("/")
+            _s3_client().upload_file(self._file.name, bucket, key, Config=_transfer_config())
+        except Exception as exc:
+            raise _translate(exc, f"upload s3://{self.path}") from exc
+        finally:
+            os.unlink(self._file.name)
+
+    def discard(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._file.close()
+            os.unlink(self._file.name)
+
+    def __enter__(self) -> SpooledUpload:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+def _transfer_config():  # type: ignore[no-untyped-def]
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=4)
+
+
+def _translate(exc: BaseException, action: str) -> LakeError:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = exc.response.get("Error", {}).get("Code", "")
+        cls = LakeUnavailable if status >= 500 or code in ("SlowDown", "RequestTimeout") else LakeError
+        return cls(f"lake: cannot {action}: {code or exc}")
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return LakeUnavailable(f"lake: cannot {action}: {text}")
 
 
 def s3_create_exclusive(store: LakeStore, path: str, data: bytes) -> bool:

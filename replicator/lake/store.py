@@ -78,16 +78,23 @@ class LakeStore:
     @contextlib.contextmanager
     def open_output(self, path: str) -> Iterator[Any]:
         """A stream whose object becomes visible only when closed (S3 upload completes; local file)."""
+        stream = self.output_stream(path)
         try:
-            if self.is_local:
-                self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            with self.fs.open_output_stream(path) as stream:
-                yield stream
+            yield stream
+        except BaseException:
+            getattr(stream, "discard", stream.close)()
+            raise
+        try:
+            stream.close()
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", path, exc) from exc
 
     def output_stream(self, path: str) -> Any:
-        """An open stream for a long-lived writer; the caller closes it."""
+        """An open stream for a long-lived writer; the caller closes it (or discards it, on S3)."""
+        if not self.is_local:
+            from .s3 import SpooledUpload
+
+            return SpooledUpload(path)
         try:
             if self.is_local:
                 self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from .store import LakeStore, lake_error
 __all__ = ["BatchWriter", "partition_column"]
 
 _MAX_OPEN_FILES = 32
+_PARALLEL_UPLOADS = 4
 _FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
 
@@ -64,6 +66,8 @@ class BatchWriter:
     _buffered: dict[str, int] = field(default_factory=dict)
     _open: dict[str, _OpenFile] = field(default_factory=dict)
     _counter: int = 0
+    _uploads: list[Future[None]] = field(default_factory=list)
+    _pool: ThreadPoolExecutor | None = None
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -131,9 +135,15 @@ class BatchWriter:
         try:
             handle.writer.close()
             size = handle.stream.tell()
-            handle.stream.close()
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", handle.staging_path, exc) from exc
+        if self.store.is_local:
+            handle.stream.close()
+        else:
+            # Uploads run beside the read of the next rows; close() waits for all of them.
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=_PARALLEL_UPLOADS, thread_name_prefix="lake-upload")
+            self._uploads.append(self._pool.submit(handle.stream.close))
         self.files.append(DataFile(
             path=handle.final_path, staging_path=handle.staging_path, partition=partition, rows=handle.rows,
             bytes=size, watermark_min=wm.encode(handle.wm_min), watermark_max=wm.encode(handle.wm_max),
@@ -145,15 +155,30 @@ class BatchWriter:
             self._flush(partition)
         for partition in list(self._open):
             self._close_file(partition)
+        self._wait_uploads()
         return self.files
+
+    def _wait_uploads(self) -> None:
+        try:
+            for future in self._uploads:
+                future.result()
+        finally:
+            self._uploads.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def abort(self) -> None:
         for handle in self._open.values():
             try:
-                handle.stream.close()
+                getattr(handle.stream, "discard", handle.stream.close)()
             except Exception:  # the run is failing already; the staging folder is removed next
                 pass
         self._open.clear()
+        try:
+            self._wait_uploads()
+        except Exception:  # the staging folder holding what was uploaded is removed next
+            pass
         self.store.delete_dir(paths.staging_dir(self.store.root, self.table, self.run_id))
 
 

@@ -28,6 +28,7 @@ from .lake import (
     commit_manifest,
     keys_in_window,
     latest_manifest,
+    paths,
 )
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
@@ -189,6 +190,7 @@ def extract_table(
         )
         commit_manifest(store, manifest)
         publish(store, manifest, active)
+        store.delete_dir(paths.staging_dir(store.root, name, run_id))
         log.info("table %r: committed batch %d: %d rows in %d files", name, seq, rows_committed, len(files))
         return ExtractResult(
             name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.bytes,

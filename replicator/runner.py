@@ -131,16 +131,16 @@ class Replicator:
     def _batch_dataset(self, manifest: Manifest) -> ds.Dataset:
         """A lazily read dataset of exactly the manifest's files, wherever publishing left each one."""
         store = self.lake
-        files = [f.path for f in manifest.files]
-        try:
-            return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
-        except FileNotFoundError:
+        found = store.existing([f.path for f in manifest.files])
+        files = []
+        for f in manifest.files:
+            if f.path in found:
+                files.append(f.path)
+                continue
             # Not yet published (a crash between commit and move) or since superseded by a full batch.
-            resolved = []
-            for f in manifest.files:
-                candidates = (f.path, f.staging_path, superseded_path(store, manifest.table, f.path))
-                resolved.append(next((p for p in candidates if store.exists(p)), f.path))
-            return ds.dataset(resolved, schema=manifest.schema, format="parquet", filesystem=store.fs)
+            candidates = (f.staging_path, superseded_path(store, manifest.table, f.path))
+            files.append(next((p for p in candidates if store.exists(p)), f.path))
+        return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self.extract(name, full_refresh=full_refresh, progress=progress)

@@ -94,7 +94,7 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
             + ", ".join(_ident(k) for k in key)
             + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
         )
-        return to_arrow(con.execute(sql))
+        return to_arrow(con, sql)
     finally:
         con.close()
 
@@ -113,10 +113,12 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
     return latest_per_key(data, key, watermark)
 
 
-def to_arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
-    """A DuckDB result as an Arrow table (DuckDB 2 renamed fetch_arrow_table to to_arrow_table)."""
-    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
-    return fetch()
+def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """A query's result as an Arrow table (DuckDB 2 names it to_arrow_table, 1.x arrow)."""
+    relation = con.sql(sql)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    result: pa.Table = fetch()
+    return result
 
 
 def _ident(name: str) -> str:

@@ -64,6 +64,14 @@ class LakeStore:
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("check", path, exc) from exc
 
+    def existing(self, paths: list[str]) -> set[str]:
+        """Which of `paths` exist, asked in one call."""
+        try:
+            infos = self.fs.get_file_info(paths)
+        except (OSError, pa.ArrowException) as exc:
+            raise lake_error("check", paths[0] if paths else "", exc) from exc
+        return {i.path for i in infos if i.type == pafs.FileType.File}
+
     def read_bytes(self, path: str) -> bytes:
         try:
             with self.fs.open_input_stream(path) as stream:

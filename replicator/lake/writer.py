@@ -171,6 +171,7 @@ class BatchWriter:
     def abort(self) -> None:
         for handle in self._open.values():
             try:
+                handle.writer.close()  # else its finalizer writes a footer into a closed stream
                 getattr(handle.stream, "discard", handle.stream.close)()
             except Exception:  # the run is failing already; the staging folder is removed next
                 pass

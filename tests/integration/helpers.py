@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import sqlalchemy as sa
 
 from replicator import Replicator
@@ -47,7 +46,7 @@ def duckdb_rows(rep: Replicator, name: str, key: Sequence[str], columns: Sequenc
     con = duckdb.connect(path, read_only=True)
     try:
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
-        data = to_arrow(con.execute(f'SELECT {cols} FROM raw."{name}"'))
+        data = to_arrow(con, f'SELECT {cols} FROM raw."{name}"')
     finally:
         con.close()
     return rows_by_key(data, key, columns)
@@ -58,5 +57,3 @@ def assert_no_duplicate_keys(table: pa.Table, key: Sequence[str]) -> None:
     assert pc.max(counts.column("count_all")).as_py() in (None, 1)
 
 
-def normalize(value: Any) -> Any:
-    return value

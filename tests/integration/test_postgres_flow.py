@@ -8,7 +8,14 @@ from replicator import Replicator
 from replicator.lake import list_manifest_seqs
 
 from ..conftest import execute, write_project
-from .helpers import assert_no_duplicate_keys, duckdb_rows, lake_current, lake_dataset, rows_by_key, source_rows
+from .helpers import (
+    assert_no_duplicate_keys,
+    duckdb_rows,
+    lake_current,
+    lake_dataset,
+    rows_by_key,
+    source_rows,
+)
 
 COLUMNS = ["id", "city_id", "price", "status", "created_at", "updated_at"]
 

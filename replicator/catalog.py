@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,12 @@ def find_project_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     return path.resolve()
 
 
-def expand_env(value: Any, *, file: Path, key: str, problems: list[str], environ: Mapping[str, str]) -> Any:
-    """Expand ${VAR} and ${VAR:-default} in every string of a parsed YAML tree."""
+def expand_env(value: Any, *, file: Path, key: str, problems: list[str], environ: Mapping[str, str],
+               strict: bool = True) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in every string of a parsed YAML tree.
+
+    Not strict: an unset variable is left as written (for tools that only need the tables' shape).
+    """
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -79,6 +84,8 @@ def expand_env(value: Any, *, file: Path, key: str, problems: list[str], environ
                 return environ[name]
             if default is not None:
                 return default
+            if not strict:
+                return match.group(0)
             problems.append(
                 f"{file}: {key}: environment variable {name} is not set; export it, or write "
                 f"${{{name}:-default}} to give a default"
@@ -88,12 +95,13 @@ def expand_env(value: Any, *, file: Path, key: str, problems: list[str], environ
         return _ENV_REF.sub(substitute, value)
     if isinstance(value, dict):
         return {
-            k: expand_env(v, file=file, key=f"{key}.{k}" if key else str(k), problems=problems, environ=environ)
+            k: expand_env(v, file=file, key=f"{key}.{k}" if key else str(k), problems=problems, environ=environ,
+                          strict=strict)
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            expand_env(v, file=file, key=f"{key}[{i}]", problems=problems, environ=environ)
+            expand_env(v, file=file, key=f"{key}[{i}]", problems=problems, environ=environ, strict=strict)
             for i, v in enumerate(value)
         ]
     return value
@@ -121,6 +129,24 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
+def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    """The model that owns the key at `loc`, walking through nested models and dicts of models."""
+    owner: Any = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        field = owner.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+            if parts:
+                parts.pop(0)  # the dict's own key, e.g. the source's name
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        owner = annotation
+    return owner
+
+
 def _describe(exc: ValidationError, path: Path, model: type[BaseModel]) -> list[str]:
     lines = []
     for err in exc.errors():
@@ -128,14 +154,8 @@ def _describe(exc: ValidationError, path: Path, model: type[BaseModel]) -> list[
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             hint = ""
-            owner: Any = model
-            for part in loc[:-1]:
-                sub = owner.model_fields.get(part) if isinstance(owner, type) and issubclass(owner, BaseModel) else None
-                annotation = getattr(sub, "annotation", None)
-                owner = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-                if owner is None:
-                    break
-            if isinstance(owner, type) and issubclass(owner, BaseModel):
+            owner = _model_at(model, loc[:-1])
+            if owner is not None:
                 close = difflib.get_close_matches(loc[-1], _field_names(owner), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(_field_names(owner))}"
             lines.append(f"{path}: {key}: unknown key{hint}")
@@ -147,28 +167,34 @@ def _describe(exc: ValidationError, path: Path, model: type[BaseModel]) -> list[
     return lines
 
 
-def load_project(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> Project:
-    """Load and validate the project file and every table file; raise one ConfigError listing all problems."""
+def load_project(explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None,
+                 require_env: bool = True) -> Project:
+    """Load and validate the project file and every table file; raise one ConfigError listing all problems.
+
+    With require_env=False, unset ${VAR} references stay unexpanded instead of failing: enough to
+    know the tables (Dagster's code location does this), never enough to connect.
+    """
     env = os.environ if environ is None else environ
     path = find_project_file(explicit)
     problems: list[str] = []
     raw = _read_yaml(path, problems)
     if raw is None:
         raise ConfigError(problems)
-    expanded = expand_env(raw, file=path, key="", problems=problems, environ=env)
-    if problems:
-        raise ConfigError(problems)
-    try:
-        config = ProjectConfig.model_validate(expanded)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path, ProjectConfig)) from None
-    config = _absolutize(config, path.parent)
-
-    schemas_dir = resolve_path(path.parent, config.schemas_dir)
+    expanded = expand_env(raw, file=path, key="", problems=problems, environ=env, strict=require_env)
+    config: ProjectConfig | None = None
+    if not problems:
+        try:
+            config = _absolutize(ProjectConfig.model_validate(expanded), path.parent)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, path, ProjectConfig))
+    # Table files are checked even when replicator.yml has problems, so one run lists them all.
+    schemas_value = config.schemas_dir if config else (expanded.get("schemas_dir") if isinstance(expanded.get("schemas_dir"), str) else "schemas")
+    schemas_dir = resolve_path(path.parent, schemas_value)
     tables: dict[str, TableConfig] = {}
     files: dict[str, Path] = {}
     if not schemas_dir.is_dir():
-        raise ConfigError(f"{path}: schemas_dir: folder {schemas_dir} does not exist; create it or fix the key")
+        problems.append(f"{path}: schemas_dir: folder {schemas_dir} does not exist; create it or fix the key")
+        raise ConfigError(problems)
     seen: dict[str, Path] = {}
     for table_file in sorted([*schemas_dir.glob("*.yml"), *schemas_dir.glob("*.yaml")]):
         name = table_file.stem
@@ -184,13 +210,13 @@ def load_project(explicit: str | os.PathLike[str] | None = None, *, environ: Map
         data = _read_yaml(table_file, problems)
         if data is None:
             continue
-        data = expand_env(data, file=table_file, key="", problems=problems, environ=env)
+        data = expand_env(data, file=table_file, key="", problems=problems, environ=env, strict=require_env)
         try:
             table = TableConfig.model_validate(data)
         except ValidationError as exc:
             problems.extend(_describe(exc, table_file, TableConfig))
             continue
-        if table.source not in config.sources:
+        if config is not None and table.source not in config.sources:
             problems.append(
                 f"{table_file}: source: unknown source {table.source!r}; {path} defines "
                 f"{', '.join(sorted(config.sources))}"
@@ -203,7 +229,7 @@ def load_project(explicit: str | os.PathLike[str] | None = None, *, environ: Map
         seen[key] = table_file
         tables[name] = table
         files[name] = table_file
-    if problems:
+    if problems or config is None:
         raise ConfigError(problems)
     return Project(path=path, config=config, tables=tables, table_files=files)
 

@@ -29,6 +29,8 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
     if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
         return timedelta(seconds=value)
     text = str(value).strip().lower()
     if not text or _DURATION_PART.sub("", text).strip():
@@ -73,6 +75,9 @@ class WarehouseConfig(_Strict):
 class Defaults(_Strict):
     freshness: Duration = Field(default=timedelta(days=1))
     schedule: str = Field(default="0 * * * *", description="cron for tables without their own schedule")
+    schedule_status: Literal["stopped", "running"] = Field(
+        default="stopped", description="Dagster schedules start stopped (Dagster's convention) unless set to running"
+    )
     lease_ttl: Duration = Field(default=timedelta(hours=1))
 
 
@@ -90,7 +95,7 @@ class TableConfig(_Strict):
     primary_key: list[str] = Field(min_length=1)
     replication: Literal["incremental", "full"] = "incremental"
     watermark: str | None = None
-    lookback: Duration | int = Field(default=timedelta(0))
+    lookback: int | timedelta = Field(default=timedelta(0))
     on_null_watermark: Literal["fail", "include"] = "fail"
     partition_by: str | None = None
     partition_granularity: Literal["day", "month", "year"] = "day"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -36,7 +37,7 @@ from .lake.reader import manifests_reaching
 from .sources import ReadRequest, SqlSource, TableSchema
 from .types import schema_fingerprint
 
-__all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema"]
+__all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema", "last_sync"]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def extract_table(
             unchanged = content_hash is not None and previous is not None and previous.content_hash == content_hash
             if rows_committed == 0 or (unchanged and not full_refresh):
                 writer.abort()
+                _record_sync(store, name, run_id, previous.seq if previous else None, rows_read)
                 return ExtractResult(name, False, None, rows_read, 0, prev_wm, prev_wm if incremental else None,
                                      0, 0, store.uri(f"{store.root}/{name}"), time.perf_counter() - started, null_count,
                                      "incremental" if incremental else "full")
@@ -191,12 +193,28 @@ def extract_table(
         commit_manifest(store, manifest)
         publish(store, manifest, active)
         store.delete_dir(paths.staging_dir(store.root, name, run_id))
+        _record_sync(store, name, run_id, seq, rows_read)
         log.info("table %r: committed batch %d: %d rows in %d files", name, seq, rows_committed, len(files))
         return ExtractResult(
             name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.bytes,
             store.uri(f"{store.root}/{name}"), time.perf_counter() - started, null_count, manifest.mode,
             sorted({f.partition for f in files}),
         )
+
+
+def _record_sync(store: LakeStore, name: str, run_id: str, batch_id: int | None, rows_read: int) -> None:
+    record = {"run_id": run_id, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+              "batch_id": batch_id, "rows_read": rows_read}
+    store.write_bytes(paths.last_sync_path(store.root, name), json.dumps(record).encode())
+
+
+def last_sync(store: LakeStore, name: str) -> dict[str, Any] | None:
+    """The record of the table's last successful sync, if any."""
+    try:
+        data: dict[str, Any] = json.loads(store.read_bytes(paths.last_sync_path(store.root, name)))
+        return data
+    except FileNotFoundError:
+        return None
 
 
 def _null_watermark_error(name: str, table: TableConfig, count: int) -> SourceError:

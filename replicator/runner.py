@@ -27,7 +27,7 @@ from .lake import (
 )
 from .lake.publish import superseded_path
 from .lake.store import open_store
-from .pipeline import ExtractResult, Progress, extract_table
+from .pipeline import ExtractResult, Progress, extract_table, last_sync
 from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
 
@@ -150,11 +150,12 @@ class Replicator:
         self.project.table(name)
         latest = latest_manifest(self.lake, name)
         manifests = active_manifests(self.lake, name)
+        synced = last_sync(self.lake, name)
         return TableStatus(
             table=name,
             last_batch_id=latest.seq if latest else None,
             watermark=wm.decode(latest.watermark) if latest else None,
-            last_sync_at=latest.created_at if latest else None,
+            last_sync_at=synced["finished_at"] if synced else (latest.created_at if latest else None),
             lake_rows=sum(m.rows for m in manifests),
             lake_bytes=sum(m.bytes for m in manifests),
             lake_files=sum(len(m.files) for m in manifests),

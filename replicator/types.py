@@ -108,13 +108,17 @@ def _parse_time(v: Any) -> dt.time:
     return v if isinstance(v, dt.time) else dt.time.fromisoformat(str(v))
 
 
-def _decimal(scale: int | None) -> Converter:
-    quantum = Decimal(1).scaleb(-scale) if scale is not None else None
+def _decimal(scale: int) -> Converter:
+    quantum = Decimal(1).scaleb(-scale)
 
     def one(v: Any) -> Decimal:
-        # SQLite hands NUMERIC back as float or int; repr() then quantize gives the exact stored decimal.
+        # SQLite stores NUMERIC(p,s) as REAL or INTEGER; the declared scale recovers the decimal the
+        # application wrote, but only when that is the same float: anything else would be rounding.
         d = v if isinstance(v, Decimal) else Decimal(repr(v) if isinstance(v, float) else str(v))
-        return d.quantize(quantum) if quantum is not None else d
+        q = d.quantize(quantum)
+        if q != d and float(q) != float(d):
+            raise ValueError(f"{v!r} has more decimal places than the declared scale {scale}")
+        return q
 
     return _map_values(one)
 
@@ -182,8 +186,6 @@ def _postgres(t: sa.types.TypeEngine[Any]) -> _Mapping:
         if t.timezone:
             return pa.string(), "timetz", sa.Text(), None
         return pa.time64("us"), None, None, None
-    if isinstance(t, sa.Interval):
-        return pa.duration("us"), None, None, None
     if isinstance(t, sa.JSON):
         return pa.string(), "json", sa.Text(), None
     if isinstance(t, sa.Uuid):
@@ -254,7 +256,10 @@ def _sqlite(t: sa.types.TypeEngine[Any]) -> _Mapping:
     if isinstance(t, sa.Float):
         return pa.float64(), None, None, _map_values(float)
     if isinstance(t, sa.Numeric):
-        return _decimal_type(t.precision, t.scale), None, None, _decimal(t.scale if t.precision else None)
+        if t.precision is None:
+            # Bare NUMERIC in SQLite holds what its affinity stored, an integer or a REAL: keep the double.
+            return pa.float64(), None, None, _map_values(float)
+        return _decimal_type(t.precision, t.scale), None, None, _decimal(t.scale or 0)
     if isinstance(t, sa.DateTime):
         return _timestamp(bool(t.timezone)), None, None, _map_values(_parse_datetime)
     if isinstance(t, sa.Date):

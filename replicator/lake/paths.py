@@ -6,6 +6,8 @@ Layout of table `<name>` under the lake root:
     <name>/_staging/<run>/dt=<partition>/<file>           parts of a batch not yet committed
     <name>/_manifests/<seq:020d>.json                     one per committed batch, created exclusively
     <name>/_state/lease.json                              the table's lease
+    <name>/_state/last_sync.json                          when the last successful sync finished
+    <name>/_superseded/dt=<partition>/<file>              files replaced by a later full batch
 """
 
 from __future__ import annotations
@@ -90,3 +92,8 @@ def parse_manifest_seq(file_name: str) -> int | None:
 
 def lease_path(root: str, table: str) -> str:
     return join(root, table, "_state", "lease.json")
+
+
+def last_sync_path(root: str, table: str) -> str:
+    """A small record of the last successful sync (committed or not), for freshness."""
+    return join(root, table, "_state", "last_sync.json")

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
 
+from ..errors import ConfigError
 from .base import SqlSource
 
 
 class SQLiteSource(SqlSource):
     dialect = "sqlite"
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        database = self.engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:") and not os.path.exists(database):
+            # SQLite would silently create an empty file; a missing database is a configuration problem.
+            raise ConfigError(
+                f"sources.{self.name}.url: SQLite database {database} does not exist"
+                " (for the embedded demo, run `replicator demo` first)"
+            )
+        with super().connect() as conn:
+            yield conn
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

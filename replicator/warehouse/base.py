@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 __all__ = ["LEDGER_TABLE", "LoadSpec", "WarehouseLoader"]
 
@@ -31,15 +32,20 @@ class WarehouseLoader(Protocol):
         """The highest lake batch id loaded into `table` (0: none)."""
         ...
 
-    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table) -> int:
+    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         """Merge one batch and record `seq` in the ledger, in one transaction; return rows merged.
 
         `full` replaces the table's rows; otherwise a key's row is replaced only by a batch at least as new.
+        `data` is read as a stream (a Dataset of the manifest's files), never all at once.
         """
         ...
 
     def row_count(self, table: str) -> int | None:
         """Rows in the table, None if it does not exist yet."""
+        ...
+
+    def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
+        """The primary keys present in the table (for reconciliation)."""
         ...
 
     def close(self) -> None: ...

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from ..errors import WarehouseError, WarehouseUnavailable
 from ..types import LOGICAL_KEY
@@ -76,7 +77,13 @@ class DuckDBWarehouse:
                 return None
             return int(con.execute(f"SELECT count(*) FROM {self._qualified(table)}").fetchone()[0])  # type: ignore[index]
 
-    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table) -> int:
+    def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
+        from ..lake.reader import to_arrow
+
+        with self._connect() as con:
+            return to_arrow(con, f"SELECT {', '.join(ident(k) for k in primary_key)} FROM {self._qualified(table)}")
+
+    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._qualified(spec.name)
         key = [ident(k) for k in spec.primary_key]
         order = "_batch_id DESC" + (f", {ident(spec.watermark)} DESC NULLS LAST" if spec.watermark else "")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 import pyarrow as pa
+import pyarrow.dataset as ds
 from psycopg2 import sql
 
 from ..errors import WarehouseError, WarehouseUnavailable, mask_secrets
@@ -128,7 +129,14 @@ class PostgresWarehouse:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._qualified(table)))
             return int(cur.fetchone()[0])
 
-    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table) -> int:
+    def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(sql.Identifier(k) for k in primary_key), self._qualified(table)))
+            rows = cur.fetchall()
+        return pa.table({k: [r[i] for r in rows] for i, k in enumerate(primary_key)})
+
+    def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._qualified(spec.name)
         key = [sql.Identifier(k) for k in spec.primary_key]
         cols = [sql.Identifier(f.name) for f in data.schema]
@@ -161,9 +169,10 @@ class PostgresWarehouse:
             con.commit()
             return merged
 
-    def _copy(self, cur: Any, data: pa.Table, cols: list[sql.Identifier]) -> None:
+    def _copy(self, cur: Any, data: pa.Table | ds.Dataset, cols: list[sql.Identifier]) -> None:
         copy = sql.SQL("COPY replicator_stage ({}) FROM STDIN").format(sql.SQL(", ").join(cols)).as_string(cur)
-        for batch in data.to_batches(max_chunksize=50_000):
+        batches = data.to_batches(batch_size=50_000) if isinstance(data, ds.Dataset) else data.to_batches(max_chunksize=50_000)
+        for batch in batches:
             buf = io.StringIO()
             columns = [c.to_pylist() for c in batch.columns]
             for row in zip(*columns):

@@ -37,6 +37,9 @@ def onboard_table(rep: Replicator, source: str, table: str, *, name: str | None 
     path = rep.project.schemas_dir / f"{name}.yml"
     if path.exists():
         raise ConfigError(f"{path}: already exists; onboard refuses to overwrite it (pass --name to choose another)")
+    for other, existing in rep.project.tables.items():
+        if existing.source == source and existing.table == table:
+            raise ConfigError(f"{rep.project.table_files[other]}: already replicates {table!r} of source {source!r}")
     reader = rep.source(source)
     probe = TableConfig(source=source, table=table, primary_key=["_"], replication="full")
     primary_key = reader.primary_key(probe)
@@ -45,7 +48,10 @@ def onboard_table(rep: Replicator, source: str, table: str, *, name: str | None 
         raise SourceError(f"table {table!r} of source {source!r} has no primary key; write its YAML by hand with primary_key: [...]")
     watermark = suggest_watermark(schema, primary_key)
     lines = [f"source: {source}", f"table: {_yaml_str(table)}", f"primary_key: [{', '.join(_yaml_str(k) for k in primary_key)}]"]
-    if watermark:
+    if watermark and pa.types.is_integer(schema.column(watermark).arrow_type):
+        lines += ["replication: incremental", f"watermark: {_yaml_str(watermark)}",
+                  "lookback: 0  # ids behind the stored watermark to re-read (ids are handed out before commit)"]
+    elif watermark:
         lines += ["replication: incremental", f"watermark: {_yaml_str(watermark)}", "lookback: 5m"]
     else:
         lines += ["replication: full  # no updated_at-like column or integer key found for a watermark"]

@@ -227,7 +227,7 @@ def _null_watermark_error(name: str, table: TableConfig, count: int) -> SourceEr
 def _drop_known(data: pa.Table, known: pa.Table, table: TableConfig) -> pa.Table:
     """Drop rows the lake already holds unchanged: same key and same watermark value."""
     assert table.watermark is not None
-    keys = [*table.primary_key, table.watermark]
+    keys = list(dict.fromkeys([*table.primary_key, table.watermark]))  # the key may be the watermark
     is_null = pc.is_null(data.column(table.watermark))
     with_wm = data.filter(pc.invert(is_null))
     kept = with_wm.join(known, keys=keys, join_type="left anti", use_threads=False) if with_wm.num_rows else with_wm

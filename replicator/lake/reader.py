@@ -71,7 +71,7 @@ def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequenc
             hi = wm.decode(f.watermark_max)
             if lower is None or include_nulls or (hi is not None and hi >= lower):
                 wanted.append(f.path)
-    data = read_files(store, wanted, [*key, watermark])
+    data = read_files(store, wanted, list(dict.fromkeys([*key, watermark])))  # the key may be the watermark
     if lower is None or data.num_rows == 0:
         return data
     lower_scalar = pa.scalar(lower, type=data.schema.field(watermark).type)

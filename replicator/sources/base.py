@@ -90,7 +90,8 @@ def make_engine(url: str, owner: str, connect_timeout: int = 10) -> Engine:
     url = normalize_url(url)
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
+        parsed.port  # noqa: B018 - a malformed port only raises when read
+    except (sa.exc.ArgumentError, ValueError) as exc:
         raise ConfigError(f"{owner}: url: not a database URL ({mask_secrets(str(exc))})") from None
     args: dict[str, Any] = {}
     if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb"):
@@ -270,7 +271,9 @@ class SqlSource:
 
     def primary_key(self, table: TableConfig) -> list[str]:
         with self.connect() as conn:
-            return list(sa.inspect(conn).get_pk_constraint(table.table_name, schema=table.schema_name).get("constrained_columns") or [])
+            self.reflect(conn, table)  # a clear error for a missing table
+            constraint = sa.inspect(conn).get_pk_constraint(table.table_name, schema=table.schema_name)
+            return list(constraint.get("constrained_columns") or [])
 
 
 def batch_min_max(batch: pa.RecordBatch | pa.Table, column: str) -> tuple[Any, Any]:

@@ -196,7 +196,7 @@ def extract_table(
         _record_sync(store, name, run_id, seq, rows_read)
         log.info("table %r: committed batch %d: %d rows in %d files", name, seq, rows_committed, len(files))
         return ExtractResult(
-            name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.bytes,
+            name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.total_bytes,
             store.uri(f"{store.root}/{name}"), time.perf_counter() - started, null_count, manifest.mode,
             sorted({f.partition for f in files}),
         )

@@ -157,7 +157,7 @@ class Replicator:
             watermark=wm.decode(latest.watermark) if latest else None,
             last_sync_at=synced["finished_at"] if synced else (latest.created_at if latest else None),
             lake_rows=sum(m.rows for m in manifests),
-            lake_bytes=sum(m.bytes for m in manifests),
+            lake_bytes=sum(m.total_bytes for m in manifests),
             lake_files=sum(len(m.files) for m in manifests),
             warehouse_rows=self.warehouse.row_count(name),
             warehouse_batch_id=self.warehouse.last_loaded_seq(name),

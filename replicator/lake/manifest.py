@@ -53,7 +53,7 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     @property
-    def bytes(self) -> int:
+    def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
     @property

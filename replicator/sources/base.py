@@ -161,7 +161,7 @@ class SqlSource:
 
     def reflect(self, conn: Connection, table: TableConfig) -> list[dict[str, Any]]:
         try:
-            return list(sa.inspect(conn).get_columns(table.table_name, schema=table.schema_name))
+            return [dict(c) for c in sa.inspect(conn).get_columns(table.table_name, schema=table.schema_name)]
         except sa.exc.NoSuchTableError:
             raise SourceError(
                 f"table: {table.table!r} not found in source {self.name!r}; check the name "
@@ -218,7 +218,7 @@ class SqlSource:
             stmt = stmt.where(cond)
         pk = [clause.c[k] for k in table.primary_key]
         if after_key is not None:
-            bound = [sa.bindparam(f"k{i}", self.bind_value(schema.column(k), v)) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
+            bound: list[sa.BindParameter[Any]] = [sa.bindparam(f"k{i}", self.bind_value(schema.column(k), v)) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
             stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*bound) if len(pk) > 1 else pk[0] > bound[0])
         if limit is not None:
             stmt = stmt.order_by(*pk).limit(limit)

@@ -35,6 +35,7 @@ from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
 from .lake.reader import manifests_reaching
 from .sources import ReadRequest, SqlSource, TableSchema
+from .streams import prefetch
 from .types import schema_fingerprint
 
 __all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema", "last_sync"]
@@ -145,7 +146,7 @@ def extract_table(
         last_report = time.perf_counter()
         try:
             request = ReadRequest(table, schema, window.lower, include_nulls, chunked=complete)
-            for batch in source.read(request):
+            for batch in prefetch(source.read(request)):
                 rows_read += batch.num_rows
                 data = pa.Table.from_batches([batch])
                 if table.watermark:

@@ -48,6 +48,7 @@ class ColumnSpec:
     logical: str | None = None
     cast_to: sa.types.TypeEngine[Any] | None = field(default=None, compare=False)
     convert: Converter | None = field(default=None, compare=False)
+    sql_type: sa.types.TypeEngine[Any] | None = field(default=None, compare=False)
 
     def field(self) -> pa.Field:
         meta = {SOURCE_TYPE_KEY: self.source_type.encode()}
@@ -139,7 +140,7 @@ def column_spec(dialect: str, name: str, type_: sa.types.TypeEngine[Any], nullab
     source_type = _type_text(type_, dialect)
     mapper = {"postgresql": _postgres, "mysql": _mysql, "mariadb": _mysql, "sqlite": _sqlite}[dialect]
     arrow_type, logical, cast_to, convert = mapper(type_)
-    return ColumnSpec(name, source_type, arrow_type, nullable, logical, cast_to, convert)
+    return ColumnSpec(name, source_type, arrow_type, nullable, logical, cast_to, convert, type_)
 
 
 def _type_text(type_: sa.types.TypeEngine[Any], dialect: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -201,24 +201,34 @@ class SqlSource:
             if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
                 raise SourceError(f"partition_by: column {table.partition_by!r} is not a date or timestamp")
 
-    def _select(self, request: ReadRequest, after_key: tuple[Any, ...] | None, limit: int | None) -> sa.Select[Any]:
+    def _bind(self, name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
+        return sa.bindparam(name, self.bind_value(spec, value))
+
+    def _select(self, request: ReadRequest, after_key: tuple[Any, ...] | None, limit: int | None,
+                param: Callable[[str, ColumnSpec, Any], sa.ColumnElement[Any]] | None = None) -> sa.Select[Any]:
+        """SELECT of the request's columns (raw driver values), its window and keyset position.
+
+        `param` turns a value into SQL; by default a bound parameter.
+        """
+        param = param or self._bind
         table, schema = request.table, request.schema
         names = [c.name for c in schema.columns]
         clause = self.table_clause(table, names)
         cols = []
         for spec in schema.columns:
             col = clause.c[spec.name]
-            cols.append((sa.cast(col, spec.cast_to) if spec.cast_to is not None else sa.type_coerce(col, sa.types.NullType())).label(spec.name))
+            raw = sa.cast(col, spec.cast_to) if spec.cast_to is not None else sa.type_coerce(col, sa.types.NullType())
+            cols.append(raw.label(spec.name))
         stmt = sa.select(*cols).select_from(clause)
         if request.lower is not None and table.watermark:
-            wm_spec = schema.column(table.watermark)
-            cond = clause.c[table.watermark] >= sa.bindparam("lower", self.bind_value(wm_spec, request.lower))
+            column = clause.c[table.watermark]
+            cond = column >= param("lower", schema.column(table.watermark), request.lower)
             if request.include_null_watermark:
-                cond = sa.or_(cond, clause.c[table.watermark].is_(None))
+                cond = sa.or_(cond, column.is_(None))
             stmt = stmt.where(cond)
         pk = [clause.c[k] for k in table.primary_key]
         if after_key is not None:
-            bound: list[sa.BindParameter[Any]] = [sa.bindparam(f"k{i}", self.bind_value(schema.column(k), v)) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
+            bound = [param(f"k{i}", schema.column(k), v) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
             stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*bound) if len(pk) > 1 else pk[0] > bound[0])
         if limit is not None:
             stmt = stmt.order_by(*pk).limit(limit)
@@ -228,24 +238,25 @@ class SqlSource:
         """Stream record batches of the request; chunked requests read keyset chunks, one snapshot each."""
         chunk = self.config.chunk_rows if request.chunked else None
         after: tuple[Any, ...] | None = None
-        pk_idx = [next(i for i, c in enumerate(request.schema.columns) if c.name == k) for k in request.table.primary_key]
         while True:
             got = 0
-            last_row: Sequence[Any] | None = None
-            with self.snapshot() as conn:
-                stmt = self._select(request, after, chunk)
-                result = conn.execution_options(stream_results=True, max_row_buffer=self.config.batch_rows).execute(stmt)
-                while True:
-                    rows = result.fetchmany(self.config.batch_rows)
-                    if not rows:
-                        break
-                    got += len(rows)
-                    last_row = rows[-1]
-                    yield self._to_batch(request.schema, rows)
-                result.close()
-            if chunk is None or got < chunk or last_row is None:
+            last: pa.RecordBatch | None = None
+            for batch in self.read_chunk(request, after, chunk):
+                got += batch.num_rows
+                last = batch if batch.num_rows else last
+                yield batch
+            if chunk is None or got < chunk or last is None:
                 return
-            after = tuple(last_row[i] for i in pk_idx)
+            after = tuple(last.column(k)[last.num_rows - 1].as_py() for k in request.table.primary_key)
+
+    def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
+        """One statement in one snapshot, through a server-side cursor, as record batches."""
+        with self.snapshot() as conn:
+            stmt = self._select(request, after, limit)
+            result = conn.execution_options(stream_results=True, max_row_buffer=self.config.batch_rows).execute(stmt)
+            while rows := result.fetchmany(self.config.batch_rows):
+                yield self._to_batch(request.schema, rows)
+            result.close()
 
     def _to_batch(self, schema: TableSchema, rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
         columns = list(zip(*rows))

@@ -87,6 +87,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
 
     def param(name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
         settings[_SETTING_PREFIX + name] = _setting_text(value)
+        assert spec.sql_type is not None  # reflected columns always carry their SQL type
         return sa.cast(sa.func.current_setting(_SETTING_PREFIX + name), spec.sql_type)
 
     stmt = source._select(request, after, limit, param=param)

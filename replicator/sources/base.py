@@ -205,10 +205,12 @@ class SqlSource:
         return sa.bindparam(name, self.bind_value(spec, value))
 
     def _select(self, request: ReadRequest, after_key: tuple[Any, ...] | None, limit: int | None,
-                param: Callable[[str, ColumnSpec, Any], sa.ColumnElement[Any]] | None = None) -> sa.Select[Any]:
+                param: Callable[[str, ColumnSpec, Any], sa.ColumnElement[Any]] | None = None,
+                as_text: Callable[[ColumnSpec], bool] | None = None) -> sa.Select[Any]:
         """SELECT of the request's columns (raw driver values), its window and keyset position.
 
-        `param` turns a value into SQL; by default a bound parameter.
+        `param` turns a value into SQL (by default a bound parameter); columns for which `as_text`
+        is true are selected as text.
         """
         param = param or self._bind
         table, schema = request.table, request.schema
@@ -217,7 +219,8 @@ class SqlSource:
         cols = []
         for spec in schema.columns:
             col = clause.c[spec.name]
-            raw = sa.cast(col, spec.cast_to) if spec.cast_to is not None else sa.type_coerce(col, sa.types.NullType())
+            cast_to = sa.CHAR() if as_text is not None and as_text(spec) else spec.cast_to
+            raw = sa.cast(col, cast_to) if cast_to is not None else sa.type_coerce(col, sa.types.NullType())
             cols.append(raw.label(spec.name))
         stmt = sa.select(*cols).select_from(clause)
         if request.lower is not None and table.watermark:

@@ -72,3 +72,40 @@ def test_numeric_arrays_take_the_exact_row_path(tmp_path: Path, pg_url: str) -> 
     from decimal import Decimal
 
     assert rows == {1: [Decimal("1.10"), Decimal("2.25"), None], 2: None}
+
+
+def test_mariadb_fast_path_equals_row_path_for_every_type(tmp_path: Path, mysql_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+
+    from replicator.sources.mysql import MySQLSource
+    from replicator.sources.mysql_arrow import arrow_path_available as mysql_fast
+
+    engine = sa.create_engine(mysql_url)
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    cur.execute(data.MY_DDL)
+    cur.execute(f"SET time_zone = '{data.MY_INSERT_ZONE}'")
+    cur.execute(data.MY_INSERT)
+    raw.commit()
+    raw.close()
+    engine.dispose()
+    project = write_project(tmp_path, sources={"app": mysql_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'w.duckdb'}", source_options="chunk_rows: 2",
+                            tables={"all_types": "source: app\ntable: all_types\nprimary_key: [id]\nwatermark: updated_at\n"})
+    rep = Replicator.from_path(project)
+    table = rep.project.table("all_types")
+    schema = rep.source("app").describe(table)
+    assert mysql_fast(schema)
+
+    def read(arrow: bool, **kw: object) -> pa.Table:
+        monkeypatch.setattr(MySQLSource, "use_arrow", arrow)
+        batches = list(rep.source("app").read(ReadRequest(table, schema, **kw)))  # type: ignore[arg-type]
+        return pa.Table.from_batches(batches, schema=schema.arrow)
+
+    import datetime as dt
+
+    for kw in ({"chunked": True}, {"lower": dt.datetime(2024, 1, 1, 0, 0, 2)}):
+        fast, slow = read(True, **kw), read(False, **kw)
+        assert fast.num_rows == slow.num_rows == (len(data.MY_ROWS) if kw.get("chunked") else len(data.MY_ROWS) - 1)
+        assert fast.equals(slow), [n for n in fast.column_names if not fast.column(n).equals(slow.column(n))]

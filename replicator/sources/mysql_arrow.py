@@ -1,0 +1,89 @@
+"""MySQL/MariaDB's fast path: connectorx streams each SELECT as Arrow over the binary protocol.
+
+Used when every column converts exactly: integers, floats, strings (json, enum, set), binary, date,
+time, datetime and timestamp, and decimals (read as text in SQL and cast to their exact decimal
+type in Arrow, never rounded). Tables with other types (BIT, unknown) take pymysql's row path.
+Values reach the query as session variables set with the driver's own escaping (what pymysql does
+when it binds), so nothing from a YAML file or the data is ever pasted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from pymysql.converters import escape_item
+from sqlalchemy.dialects import mysql
+
+from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secrets
+from ..types import ColumnSpec
+from .base import ReadRequest, TableSchema
+from .postgres_arrow import conform
+
+try:
+    import connectorx
+except ImportError:  # the row path still works without the optional reader
+    connectorx = None  # type: ignore[assignment]
+
+__all__ = ["arrow_path_available", "read_chunk_arrow"]
+
+_TRANSIENT = ("Connection refused", "timed out", "Lost connection", "gone away", "broken pipe", "reset by peer",
+              "Can't connect")
+
+
+def _exact(spec: ColumnSpec) -> bool:
+    t = spec.arrow_type
+    if isinstance(spec.sql_type, mysql.BIT) or spec.logical == "text":
+        return False
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+            or pa.types.is_date32(t) or pa.types.is_time64(t) or pa.types.is_timestamp(t) or pa.types.is_decimal(t))
+
+
+def arrow_path_available(schema: TableSchema) -> bool:
+    return connectorx is not None and all(_exact(c) for c in schema.columns)
+
+
+def _translate(source: str, exc: BaseException) -> ReplicatorError:
+    text = mask_secrets(str(exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    cls = SourceUnavailable if any(m in text for m in _TRANSIENT) else SourceError
+    return cls(f"source {source!r}: cannot read: {text}")
+
+
+def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
+                     limit: int | None) -> Iterator[pa.RecordBatch]:
+    """One statement (its own consistent read), read-only, in UTC, with the statement timeout."""
+    variables: dict[str, str] = {}
+
+    def param(name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
+        variables[f"@replicator_{name}"] = escape_item(source.bind_value(spec, value), "utf8mb4")
+        return sa.literal_column(f"@replicator_{name}")
+
+    # Decimals travel as their exact text; conform() casts them and refuses any rounding.
+    stmt = source._select(request, after, limit, param=param, as_text=lambda c: pa.types.is_decimal(c.arrow_type))
+    query = str(stmt.compile(dialect=source.engine.dialect, compile_kwargs={"literal_binds": True}))
+    seconds = source.config.statement_timeout.total_seconds()
+    timeout = (f"SET SESSION max_statement_time = {seconds:.3f}" if source.is_mariadb()
+               else f"SET SESSION max_execution_time = {int(seconds * 1000)}")
+    setup = [
+        "SET SESSION time_zone = '+00:00'", timeout, "SET SESSION TRANSACTION READ ONLY",
+        f"SET SESSION innodb_lock_wait_timeout = {max(1, int(source.config.lock_timeout.total_seconds()))}",
+        *[f"SET {name} = {literal}" for name, literal in variables.items()],
+    ]
+    uri = source.engine.url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
+    step = source.config.batch_rows
+    schema = request.schema.arrow
+    try:
+        reader = connectorx.read_sql(uri, query, return_type="arrow_stream", batch_size=step,
+                                     pre_execution_query=setup)
+        for batch in reader:
+            yield conform(batch, schema)
+    except ReplicatorError:
+        raise
+    except BaseException as exc:  # connectorx reports driver failures as RuntimeError or a Rust panic
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        raise _translate(source.name, exc) from exc
+
+

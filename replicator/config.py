@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 __all__ = [
     "Defaults",
     "LakeConfig",
+    "NullFallback",
     "ProjectConfig",
     "SourceConfig",
     "TableConfig",
@@ -89,6 +90,12 @@ class ProjectConfig(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
 
 
+class NullFallback(_Strict):
+    """Rows whose watermark is NULL use this column's value instead (e.g. created_at)."""
+
+    fallback: str = Field(min_length=1)
+
+
 class TableConfig(_Strict):
     source: str
     table: str = Field(min_length=1)
@@ -96,7 +103,7 @@ class TableConfig(_Strict):
     replication: Literal["incremental", "full"] = "incremental"
     watermark: str | None = None
     lookback: int | timedelta = Field(default=timedelta(0))
-    on_null_watermark: Literal["fail", "include"] = "fail"
+    on_null_watermark: Literal["fail", "include"] | NullFallback = "fail"
     partition_by: str | None = None
     partition_granularity: Literal["day", "month", "year"] = "day"
     columns: list[str] | None = None
@@ -116,6 +123,15 @@ class TableConfig(_Strict):
             return value
         return parse_duration(value)
 
+    @field_validator("on_null_watermark", mode="before")
+    @classmethod
+    def _null_rule(cls, value: object) -> object:
+        if value in ("fail", "include") or isinstance(value, NullFallback):
+            return value
+        if isinstance(value, dict) and set(value) == {"fallback"} and isinstance(value["fallback"], str):
+            return NullFallback(fallback=value["fallback"])
+        raise ValueError(f"{value!r} is not a rule; write fail, include, or {{fallback: <column>}}")
+
     @field_validator("primary_key", "columns", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
@@ -131,10 +147,17 @@ class TableConfig(_Strict):
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key: lists a column twice")
         if self.columns is not None:
-            missing = [c for c in [*self.primary_key, self.watermark, self.partition_by] if c and c not in self.columns]
+            needed = [*self.primary_key, self.watermark, self.partition_by, self.null_fallback]
+            missing = [c for c in needed if c and c not in self.columns]
             if missing:
                 raise ValueError(f"columns: must include the key, watermark and partition columns; add {missing}")
         return self
+
+    @property
+    def null_fallback(self) -> str | None:
+        """The column standing in for a NULL watermark, if the rule is `fallback`."""
+        rule = self.on_null_watermark
+        return rule.fallback if isinstance(rule, NullFallback) else None
 
     @property
     def schema_name(self) -> str | None:

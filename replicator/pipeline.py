@@ -33,7 +33,7 @@ from .lake import (
 )
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
-from .lake.reader import manifests_reaching
+from .lake.reader import KNOWN_WATERMARK, manifests_reaching
 from .sources import ReadRequest, SqlSource, TableSchema
 from .streams import prefetch
 from .types import schema_fingerprint
@@ -90,6 +90,86 @@ def _check_schema(name: str, previous: Manifest | None, schema: pa.Schema) -> No
     )
 
 
+@dataclass
+class _Plan:
+    """What one run reads, decided before the read snapshot opens."""
+
+    incremental: bool
+    previous_watermark: Any
+    horizon: dt.datetime | None
+    request: ReadRequest
+    known: pa.Table | None  # (key, __watermark) already in the lake for the window
+    replaced: list[Manifest]  # the chain a complete read replaces
+
+    @property
+    def complete(self) -> bool:
+        return self.request.lower is None
+
+
+@dataclass
+class _Seen:
+    """Running statistics of what was read, over the effective watermark."""
+
+    rows_read: int = 0
+    rows_committed: int = 0
+    null_watermarks: int = 0
+    max_seen: Any = None
+    key_at_max: tuple[Any, ...] | None = None
+
+    def add(self, data: pa.Table, table: TableConfig) -> None:
+        self.rows_read += data.num_rows
+        if not table.watermark or data.num_rows == 0:
+            return
+        self.null_watermarks += data.column(table.watermark).null_count
+        effective = wm.effective(data, table.watermark, table.null_fallback)
+        top = pc.max(effective).as_py()
+        if top is None or (self.max_seen is not None and top < self.max_seen):
+            return
+        at_top = data.filter(pc.fill_null(pc.equal(effective, pa.scalar(top, effective.type)), False))
+        last = at_top.select(list(table.primary_key)).sort_by([(k, "descending") for k in table.primary_key]).slice(0, 1)
+        key = tuple(last.column(k)[0].as_py() for k in table.primary_key)
+        if self.max_seen is None or top > self.max_seen or self.key_at_max is None or key > self.key_at_max:
+            self.key_at_max = key
+        self.max_seen = top
+
+
+def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource, store: LakeStore,
+          previous: Manifest | None, full_refresh: bool) -> _Plan:
+    incremental = table.replication == "incremental" and not full_refresh
+    prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
+    wm_type = schema.column(table.watermark).arrow_type if table.watermark else None
+    horizon = source.horizon() if incremental and wm_type is not None and pa.types.is_timestamp(wm_type) else None
+    window = wm.read_window(prev_wm, table.lookback)
+    include_nulls = table.on_null_watermark == "include"
+    if table.watermark and table.on_null_watermark == "fail" and window.lower is not None:
+        nulls = source.count_rows(table, where_null=table.watermark)
+        if nulls:
+            raise _null_watermark_error(name, table, nulls)
+    # With no lookback, a settled stored watermark carries the key of its last row: the next read
+    # resumes after (watermark, key), so rows sharing one watermark are neither re-read nor kept in memory.
+    after_key = None
+    if (previous is not None and window.lower is not None and window.lower == prev_wm and previous.watermark_key
+            and not table.null_fallback and not include_nulls):
+        after_key = tuple(wm.decode(v) for v in previous.watermark_key)
+    request = ReadRequest(table, schema, window.lower, include_nulls, chunked=window.lower is None, after_key=after_key)
+    replaced = active_manifests(store, name) if previous is not None and window.lower is None else []
+    known = None
+    if previous is not None and window.lower is not None and after_key is None and table.watermark:
+        # NULL-watermark rows can sit in any batch, so `include` compares against the whole chain.
+        recent = active_manifests(store, name) if include_nulls else manifests_reaching(store, name, window.lower)
+        known = keys_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls,
+                               table.null_fallback) if recent else None
+    return _Plan(incremental, prev_wm, horizon, request, known, replaced)
+
+
+def _recover(store: LakeStore, name: str) -> Manifest | None:
+    """The latest manifest, after finishing whatever publish a dead run left undone."""
+    previous = latest_manifest(store, name)
+    before = active_manifests(store, name, as_of=previous.seq - 1) if previous is not None and previous.mode == "full" else []
+    finish_publish(store, previous, name, before)
+    return previous
+
+
 def extract_table(
     name: str,
     table: TableConfig,
@@ -102,103 +182,74 @@ def extract_table(
 ) -> ExtractResult:
     """Read what changed since the last batch and commit it as one lake batch (or nothing if nothing changed)."""
     started = time.perf_counter()
+    schema = source.describe(table)  # checks the source before anything is written anywhere
+    arrow = lake_schema(schema)
     run_id = uuid.uuid4().hex
+    lake_path = store.uri(f"{store.root}/{name}")
     with acquire_lease(store, name, run_id, project.config.defaults.lease_ttl) as lease:
-        previous = latest_manifest(store, name)
-        if previous is not None:
-            before = active_manifests(store, name, as_of=previous.seq - 1) if previous.mode == "full" else []
-            finish_publish(store, previous, name, before)
-        else:
-            finish_publish(store, None, name)
-        schema = source.describe(table)
-        arrow = lake_schema(schema)
+        previous = _recover(store, name)
         if not full_refresh:
             _check_schema(name, previous, arrow)
-
-        incremental = table.replication == "incremental" and not full_refresh
-        prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
-        wm_type = schema.column(table.watermark).arrow_type if table.watermark else None
-        horizon = source.horizon() if incremental and wm_type is not None and pa.types.is_timestamp(wm_type) else None
-        window = wm.read_window(prev_wm, table.lookback)
-        complete = window.lower is None
-        include_nulls = table.on_null_watermark == "include"
-        if table.watermark and not include_nulls and not complete:
-            nulls = source.count_rows(table, where_null=table.watermark)
-            if nulls:
-                raise _null_watermark_error(name, table, nulls)
-
+        plan = _plan(name, table, schema, source, store, previous, full_refresh)
         seq = (previous.seq if previous else 0) + 1
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        # A complete read replaces the whole chain since the last full batch; an incremental one
-        # only needs the recent batches that can hold rows of its window, to drop re-read rows.
-        active = active_manifests(store, name) if previous is not None and complete else []
-        recent = []
-        if previous is not None and not complete:
-            # NULL-watermark rows can sit in any batch, so `include` compares against the whole chain.
-            recent = active_manifests(store, name) if include_nulls else manifests_reaching(store, name, window.lower)
-        known = (keys_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls)
-                 if recent and table.watermark else None)
         writer = BatchWriter(store, name, seq, run_id, arrow, project.config.lake, table.partition_by,
-                             table.partition_granularity, table.watermark, loaded_at.date())
+                             table.partition_granularity, table.watermark, loaded_at.date(), table.null_fallback)
         digest = hashlib.sha256()
-        rows_read = rows_committed = null_count = 0
-        max_seen: Any = None
+        seen = _Seen()
         last_report = time.perf_counter()
         try:
-            request = ReadRequest(table, schema, window.lower, include_nulls, chunked=complete)
-            for batch in prefetch(source.read(request)):
-                rows_read += batch.num_rows
+            for batch in prefetch(source.read(plan.request)):
                 data = pa.Table.from_batches([batch])
-                if table.watermark:
-                    column = data.column(table.watermark)
-                    null_count += column.null_count
-                    if column.null_count and not include_nulls:
-                        raise _null_watermark_error(name, table, column.null_count)
-                    max_seen = _max_of(max_seen, pc.max(column).as_py())
-                if known is not None and known.num_rows:
-                    data = _drop_known(data, known, table)
+                seen.add(data, table)
+                if table.watermark and table.on_null_watermark == "fail" and data.column(table.watermark).null_count:
+                    raise _null_watermark_error(name, table, data.column(table.watermark).null_count)
+                if plan.known is not None and plan.known.num_rows:
+                    data = _drop_known(data, plan.known, table)
                 if table.replication == "full":
                     for b in data.to_batches():
                         digest.update(b.serialize())
-                rows_committed += data.num_rows
+                seen.rows_committed += data.num_rows
                 writer.write(_with_lake_columns(data, seq, loaded_at, arrow))
                 lease.renew()
                 now = time.perf_counter()
                 if progress is not None and now - last_report >= _PROGRESS_EVERY_S:
                     last_report = now
-                    progress(name, rows_read, rows_read / max(now - started, 1e-9))
+                    progress(name, seen.rows_read, seen.rows_read / max(now - started, 1e-9))
             content_hash = digest.hexdigest() if table.replication == "full" else None
             unchanged = content_hash is not None and previous is not None and previous.content_hash == content_hash
-            if rows_committed == 0 or (unchanged and not full_refresh):
+            if seen.rows_committed == 0 or (unchanged and not full_refresh):
                 writer.abort()
-                _record_sync(store, name, run_id, previous.seq if previous else None, rows_read)
-                return ExtractResult(name, False, None, rows_read, 0, prev_wm, prev_wm if incremental else None,
-                                     0, 0, store.uri(f"{store.root}/{name}"), time.perf_counter() - started, null_count,
-                                     "incremental" if incremental else "full")
+                _record_sync(store, name, run_id, previous.seq if previous else None, seen.rows_read)
+                return ExtractResult(name, False, None, seen.rows_read, 0, plan.previous_watermark,
+                                     plan.previous_watermark, 0, 0, lake_path, time.perf_counter() - started,
+                                     seen.null_watermarks, "incremental" if plan.incremental else "full")
             files = writer.close()
         except BaseException:
             writer.abort()
             raise
 
-        new_wm = wm.next_watermark(prev_wm, max_seen, horizon) if table.watermark else None
-        prev_max = wm.decode(previous.max_seen) if previous is not None and incremental else None
+        new_wm = wm.next_watermark(plan.previous_watermark, seen.max_seen, plan.horizon) if table.watermark else None
+        settled = seen.max_seen is not None and new_wm == seen.max_seen and not table.null_fallback
+        prev_max = wm.decode(previous.max_seen) if previous is not None and plan.incremental else None
         manifest = Manifest(
-            table=name, seq=seq, run_id=run_id, mode="full" if complete else "incremental",
-            created_at=loaded_at.isoformat(), rows=rows_committed, files=tuple(files),
+            table=name, seq=seq, run_id=run_id, mode="full" if plan.complete else "incremental",
+            created_at=loaded_at.isoformat(), rows=seen.rows_committed, files=tuple(files),
             schema_b64=encode_schema(arrow), schema_fingerprint=schema_fingerprint(arrow),
-            watermark_column=table.watermark, watermark_before=wm.encode(prev_wm), watermark=wm.encode(new_wm),
-            max_seen=wm.encode(_max_of(prev_max, max_seen)),
-            horizon=horizon.isoformat() if horizon else None, read_lower=wm.encode(window.lower),
-            content_hash=content_hash, stats={"rows_read": rows_read, "null_watermarks": null_count},
+            watermark_column=table.watermark, watermark_before=wm.encode(plan.previous_watermark),
+            watermark=wm.encode(new_wm), max_seen=wm.encode(_max_of(prev_max, seen.max_seen)),
+            watermark_key=[wm.encode(v) for v in seen.key_at_max] if settled and seen.key_at_max else None,
+            horizon=plan.horizon.isoformat() if plan.horizon else None, read_lower=wm.encode(plan.request.lower),
+            content_hash=content_hash, stats={"rows_read": seen.rows_read, "null_watermarks": seen.null_watermarks},
         )
         commit_manifest(store, manifest)
-        publish(store, manifest, active)
+        publish(store, manifest, plan.replaced)
         store.delete_dir(paths.staging_dir(store.root, name, run_id))
-        _record_sync(store, name, run_id, seq, rows_read)
-        log.info("table %r: committed batch %d: %d rows in %d files", name, seq, rows_committed, len(files))
+        _record_sync(store, name, run_id, seq, seen.rows_read)
+        log.info("table %r: committed batch %d: %d rows in %d files", name, seq, seen.rows_committed, len(files))
         return ExtractResult(
-            name, True, seq, rows_read, rows_committed, prev_wm, new_wm, len(files), manifest.total_bytes,
-            store.uri(f"{store.root}/{name}"), time.perf_counter() - started, null_count, manifest.mode,
+            name, True, seq, seen.rows_read, seen.rows_committed, plan.previous_watermark, new_wm, len(files),
+            manifest.total_bytes, lake_path, time.perf_counter() - started, seen.null_watermarks, manifest.mode,
             sorted({f.partition for f in files}),
         )
 
@@ -226,18 +277,20 @@ def _null_watermark_error(name: str, table: TableConfig, count: int) -> SourceEr
 
 
 def _drop_known(data: pa.Table, known: pa.Table, table: TableConfig) -> pa.Table:
-    """Drop rows the lake already holds unchanged: same key and same watermark value."""
+    """Drop rows the lake already holds unchanged: same key and same (effective) watermark value."""
     assert table.watermark is not None
-    keys = list(dict.fromkeys([*table.primary_key, table.watermark]))  # the key may be the watermark
-    is_null = pc.is_null(data.column(table.watermark))
-    with_wm = data.filter(pc.invert(is_null))
-    kept = with_wm.join(known, keys=keys, join_type="left anti", use_threads=False) if with_wm.num_rows else with_wm
+    key = list(table.primary_key)
+    effective = wm.effective(data, table.watermark, table.null_fallback)
+    tagged = data.append_column(KNOWN_WATERMARK, effective)
+    is_null = pc.is_null(effective)
+    with_wm = tagged.filter(pc.invert(is_null))
+    kept = with_wm.join(known, keys=[*key, KNOWN_WATERMARK], join_type="left anti", use_threads=False) if with_wm.num_rows else with_wm
     parts = [kept.select(data.column_names)]
     if pc.any(is_null).as_py():
         nulls = data.filter(is_null)
-        known_null = known.filter(pc.is_null(known.column(table.watermark))).select(list(table.primary_key))
+        known_null = known.filter(pc.is_null(known.column(KNOWN_WATERMARK))).select(key)
         if known_null.num_rows:
-            nulls = nulls.join(known_null, keys=list(table.primary_key), join_type="left anti", use_threads=False)
+            nulls = nulls.join(known_null, keys=key, join_type="left anti", use_threads=False)
         parts.append(nulls.select(data.column_names))
     return pa.concat_tables(parts)
 

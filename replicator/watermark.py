@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ReadWindow", "decode", "encode", "next_watermark", "read_window"]
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["ReadWindow", "decode", "effective", "encode", "next_watermark", "read_window"]
 
 Watermark = dt.datetime | dt.date | int | Decimal
 
@@ -26,6 +29,10 @@ def encode(value: Any) -> dict[str, str] | None:
         return {"kind": "timestamp", "value": value.isoformat(timespec="microseconds")}
     if isinstance(value, dt.date):
         return {"kind": "date", "value": value.isoformat()}
+    if isinstance(value, str):
+        return {"kind": "str", "value": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"kind": "bytes", "value": bytes(value).hex()}
     raise TypeError(f"cannot use a {type(value).__name__} as a watermark")
 
 
@@ -41,6 +48,10 @@ def decode(data: dict[str, str] | None) -> Any:
         return dt.datetime.fromisoformat(value)
     if kind == "date":
         return dt.date.fromisoformat(value)
+    if kind == "str":
+        return value
+    if kind == "bytes":
+        return bytes.fromhex(value)
     raise ValueError(f"unknown watermark kind {kind!r}")
 
 
@@ -86,3 +97,9 @@ def next_watermark(previous: Any, max_seen: Any, horizon: dt.datetime | None) ->
     if previous is None:
         return candidate
     return max(previous, candidate)
+
+
+def effective(data: pa.Table, column: str, fallback: str | None = None) -> pa.ChunkedArray:
+    """The watermark of each row: the column, or where it is NULL the fallback column's value."""
+    values = data.column(column)
+    return pc.coalesce(values, data.column(fallback)) if fallback else values

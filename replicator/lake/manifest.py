@@ -46,6 +46,7 @@ class Manifest:
     watermark_before: Any = None
     watermark: Any = None  # the stored watermark after this batch
     max_seen: Any = None  # the highest watermark value ever committed
+    watermark_key: list[Any] | None = None  # primary key of the last row at `watermark`, when it is settled
     horizon: Any = None
     read_lower: Any = None
     content_hash: str | None = None

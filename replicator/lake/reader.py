@@ -62,22 +62,32 @@ def read_files(store: LakeStore, paths: Sequence[str], columns: Sequence[str] | 
     return pa.concat_tables(tables, promote_options="permissive")
 
 
+KNOWN_WATERMARK = "__watermark"
+
+
 def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequence[str], watermark: str,
-                   lower: Any, include_nulls: bool = False) -> pa.Table:
-    """(key..., watermark) of committed rows with watermark >= lower, reading only files that can hold them."""
+                   lower: Any, include_nulls: bool = False, fallback: str | None = None) -> pa.Table:
+    """(key..., __watermark) of committed rows whose watermark is >= lower, reading only files that can hold them.
+
+    __watermark is the effective watermark (the fallback column's value where the watermark is NULL).
+    """
     wanted = []
     for manifest in manifests:
         for f in manifest.files:
             hi = wm.decode(f.watermark_max)
             if lower is None or include_nulls or (hi is not None and hi >= lower):
                 wanted.append(f.path)
-    data = read_files(store, wanted, list(dict.fromkeys([*key, watermark])))  # the key may be the watermark
-    if lower is None or data.num_rows == 0:
+    columns = list(dict.fromkeys([*key, watermark, *([fallback] if fallback else [])]))  # the key may be the watermark
+    data = read_files(store, wanted, columns)
+    if data.num_rows == 0:
+        return pa.table({**{k: data.column(k) for k in key}, KNOWN_WATERMARK: data.column(watermark)}) if columns else data
+    effective = wm.effective(data, watermark, fallback)
+    data = pa.table({**{k: data.column(k) for k in key}, KNOWN_WATERMARK: effective})
+    if lower is None:
         return data
-    lower_scalar = pa.scalar(lower, type=data.schema.field(watermark).type)
-    mask = pc.greater_equal(data.column(watermark), lower_scalar)
+    mask = pc.greater_equal(data.column(KNOWN_WATERMARK), pa.scalar(lower, type=effective.type))
     if include_nulls:
-        mask = pc.or_kleene(mask, pc.is_null(data.column(watermark)))
+        mask = pc.or_kleene(mask, pc.is_null(data.column(KNOWN_WATERMARK)))
     return data.filter(pc.fill_null(mask, False))
 
 

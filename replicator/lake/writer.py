@@ -61,6 +61,7 @@ class BatchWriter:
     granularity: str
     watermark: str | None
     load_date: dt.date
+    fallback: str | None = None
     files: list[DataFile] = field(default_factory=list)
     _buffers: dict[str, list[pa.Table]] = field(default_factory=dict)
     _buffered: dict[str, int] = field(default_factory=dict)
@@ -106,7 +107,7 @@ class BatchWriter:
             handle.writer.write_table(piece, row_group_size=self.config.row_group_rows)
             handle.rows += piece.num_rows
             if self.watermark is not None:
-                lo, hi = pc.min_max(piece.column(self.watermark)).values()
+                lo, hi = pc.min_max(wm.effective(piece, self.watermark, self.fallback)).values()
                 handle.wm_min = _min(handle.wm_min, lo.as_py())
                 handle.wm_max = _max(handle.wm_max, hi.as_py())
             offset += piece.num_rows

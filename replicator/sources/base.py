@@ -56,13 +56,19 @@ class TableSchema:
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """Read rows with watermark >= lower (None: all rows), plus NULL-watermark rows if asked."""
+    """Which rows to read.
+
+    lower None: all rows. Otherwise rows whose watermark is >= lower (the fallback column's value where
+    the watermark is NULL, if the table has one), plus NULL-watermark rows if asked; with
+    `after_key`, rows at exactly `lower` only past that primary key (a keyset cursor through ties).
+    """
 
     table: TableConfig
     schema: TableSchema
     lower: Any = None
     include_null_watermark: bool = False
     chunked: bool = False
+    after_key: tuple[Any, ...] | None = None
 
 
 class SourceReader(Protocol):
@@ -176,17 +182,33 @@ class SqlSource:
         wanted = table.columns or [c["name"] for c in reflected]
         missing = []
         for key, cols in (("primary_key", table.primary_key), ("watermark", [table.watermark]),
-                          ("partition_by", [table.partition_by]), ("columns", table.columns or [])):
+                          ("partition_by", [table.partition_by]), ("on_null_watermark.fallback", [table.null_fallback]),
+                          ("columns", table.columns or [])):
             missing += [f"{key}: column {c!r} not found in {table.table}" for c in cols if c and c not in by_name]
         if missing:
             have = ", ".join(by_name)
             raise SourceError("; ".join(dict.fromkeys(missing)) + f" (it has: {have})")
+        wanted = [*wanted, *[c for c in [table.null_fallback] if c and c not in wanted]]
         specs = tuple(column_spec(self.dialect, c, by_name[c]["type"], by_name[c].get("nullable", True)) for c in wanted)
         schema = TableSchema(specs, tuple(by_name))
         self._check_kinds(table, schema)
         return schema
 
     def _check_kinds(self, table: TableConfig, schema: TableSchema) -> None:
+        for k in table.primary_key:
+            t = schema.column(k).arrow_type
+            if pa.types.is_list(t) or pa.types.is_floating(t) or schema.column(k).logical == "json":
+                raise SourceError(
+                    f"primary_key: column {k!r} is {schema.column(k).source_type}; a key must be an exact scalar "
+                    "(integer, text, uuid, date/time, decimal)"
+                )
+        if table.null_fallback and table.watermark:
+            got, want = schema.column(table.null_fallback), schema.column(table.watermark)
+            if got.arrow_type != want.arrow_type:
+                raise SourceError(
+                    f"on_null_watermark.fallback: column {table.null_fallback!r} is {got.source_type}, the watermark "
+                    f"{table.watermark!r} is {want.source_type}; they must have the same type"
+                )
         if table.watermark:
             t = schema.column(table.watermark).arrow_type
             if not (pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_integer(t)):
@@ -223,13 +245,22 @@ class SqlSource:
             raw = sa.cast(col, cast_to) if cast_to is not None else sa.type_coerce(col, sa.types.NullType())
             cols.append(raw.label(spec.name))
         stmt = sa.select(*cols).select_from(clause)
+        pk = [clause.c[k] for k in table.primary_key]
         if request.lower is not None and table.watermark:
-            column = clause.c[table.watermark]
-            cond = column >= param("lower", schema.column(table.watermark), request.lower)
+            column, spec = clause.c[table.watermark], schema.column(table.watermark)
+            lower = param("lower", spec, request.lower)
+            cond: sa.ColumnElement[bool] = column >= lower
+            if request.after_key is not None:
+                keys = [param(f"w{i}", schema.column(k), v) for i, (k, v) in enumerate(zip(table.primary_key, request.after_key))]
+                past = sa.tuple_(*pk) > sa.tuple_(*keys) if len(pk) > 1 else pk[0] > keys[0]
+                cond = sa.and_(cond, sa.or_(column > lower, past))
+            if table.null_fallback:
+                # Written as an OR of two ranges so both columns' indexes stay usable.
+                fallback = clause.c[table.null_fallback]
+                cond = sa.or_(cond, sa.and_(column.is_(None), fallback >= param("lower_fb", spec, request.lower)))
             if request.include_null_watermark:
                 cond = sa.or_(cond, column.is_(None))
             stmt = stmt.where(cond)
-        pk = [clause.c[k] for k in table.primary_key]
         if after_key is not None:
             bound = [param(f"k{i}", schema.column(k), v) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
             stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*bound) if len(pk) > 1 else pk[0] > bound[0])

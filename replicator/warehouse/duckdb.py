@@ -62,7 +62,13 @@ class DuckDBWarehouse:
             [self.schema, table],
         ).fetchone()[0])  # type: ignore[index]
 
+    def _missing(self) -> bool:
+        """Reading must not create the database file (bad input writes nothing anywhere)."""
+        return self.path != ":memory:" and not os.path.exists(self.path)
+
     def last_loaded_seq(self, table: str) -> int:
+        if self._missing():
+            return 0
         with self._connect() as con:
             if not self._exists(con, LEDGER_TABLE):
                 return 0
@@ -72,6 +78,8 @@ class DuckDBWarehouse:
             return int(row[0]) if row else 0
 
     def row_count(self, table: str) -> int | None:
+        if self._missing():
+            return None
         with self._connect() as con:
             if not self._exists(con, table):
                 return None
@@ -97,27 +105,31 @@ class DuckDBWarehouse:
             try:
                 self._ensure_ledger(con)
                 con.register("incoming", data)
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {select_list} FROM (SELECT *, row_number() OVER "
-                    f"(PARTITION BY {', '.join(key)} ORDER BY {order}) AS _rn FROM incoming) WHERE _rn = 1"
-                )
+                # A full batch has one row per key by construction (keyset reads); an incremental one
+                # is reduced to the newest version per key before it is merged.
+                source = (f"(SELECT {select_list} FROM incoming)" if full else
+                          f"(SELECT {select_list} FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(key)} "
+                          f"ORDER BY {order}) AS _rn FROM incoming) WHERE _rn = 1)")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW staged_shape AS SELECT * FROM {source} LIMIT 0")
                 if not self._exists(con, spec.name):
-                    con.execute(f"CREATE TABLE {target} AS SELECT * FROM staged LIMIT 0")
+                    con.execute(f"CREATE TABLE {target} AS SELECT * FROM staged_shape")
                 else:
                     self._add_missing_columns(con, target, spec.name)
                 if full:
                     con.execute(f"DELETE FROM {target}")
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}").fetchone()[0])  # type: ignore[index]
                 else:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM {source}")
                     match = " AND ".join(f"t.{k} = s.{k}" for k in key)
                     con.execute(f"DELETE FROM {target} AS t USING staged AS s WHERE {match} AND t._batch_id <= s._batch_id")
                     # Rows still present are newer than this batch (monotonic rule): keep them.
                     con.execute(f"DELETE FROM staged AS s WHERE EXISTS (SELECT 1 FROM {target} AS t WHERE {match})")
-                merged = int(con.execute("SELECT count(*) FROM staged").fetchone()[0])  # type: ignore[index]
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged")
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged").fetchone()[0])  # type: ignore[index]
+                    con.execute("DROP TABLE staged")
                 con.execute(
                     f"INSERT OR REPLACE INTO {self._qualified(LEDGER_TABLE)} VALUES (?, ?, now())", [spec.name, seq]
                 )
-                con.execute("DROP TABLE staged")
+                con.execute("DROP VIEW staged_shape")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -129,7 +141,7 @@ class DuckDBWarehouse:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
             [self.schema, table]).fetchall()}
         for name, type_ in con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                       "WHERE table_name = 'staged' AND table_schema NOT IN (?)", [self.schema]).fetchall():
+                                       "WHERE table_name = 'staged_shape' AND table_schema NOT IN (?)", [self.schema]).fetchall():
             if name not in have:
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(name)} {type_}")
 

@@ -37,8 +37,9 @@ def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
             continue
         e, ld = result.extract, result.load
         batch = f"batch {e.batch_id}" if e.committed else "no new batch"
+        nulls = f", {e.null_watermarks:,} NULL watermarks" if e.null_watermarks else ""
         print(
-            f"{name}: {e.rows_read:,} rows extracted, {e.rows_committed:,} committed, {batch}, "
+            f"{name}: {e.rows_read:,} rows extracted, {e.rows_committed:,} committed{nulls}, {batch}, "
             f"watermark {_fmt(e.watermark_after)}, {e.duration_s:.2f}s; "
             f"warehouse: {ld.rows_loaded:,} rows loaded, {_fmt(ld.rows_in_table)} rows in table",
             flush=True,

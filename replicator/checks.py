@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from .config import TableConfig
 from .errors import ReplicatorError
-from .lake import active_manifests, read_files
+from .lake import active_manifests, latest_per_key, read_files
 from .pipeline import last_sync
 from .runner import Replicator
 
@@ -35,10 +35,9 @@ def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     table = rep.project.table(name)
     manifests = active_manifests(rep.lake, name)
     schema = manifests[-1].schema if manifests else None
-    keys = read_files(rep.lake, [f.path for m in manifests for f in m.files], list(table.primary_key), schema)
-    if keys.num_rows == 0:
-        return keys
-    return keys.group_by(list(table.primary_key)).aggregate([])
+    columns = [*table.primary_key, "_batch_id", "_deleted"]
+    keys = read_files(rep.lake, [f.path for m in manifests for f in m.files], columns, schema)
+    return latest_per_key(keys, table.primary_key, None).select(list(table.primary_key))
 
 
 def _key_set(data: pa.Table, key: Sequence[str]) -> set[tuple[Any, ...]]:

@@ -104,6 +104,8 @@ class TableConfig(_Strict):
     watermark: str | None = None
     lookback: int | timedelta = Field(default=timedelta(0))
     on_null_watermark: Literal["fail", "include"] | NullFallback = "fail"
+    on_schema_change: Literal["evolve", "fail"] = "evolve"
+    soft_delete: str | None = None
     partition_by: str | None = None
     partition_granularity: Literal["day", "month", "year"] = "day"
     columns: list[str] | None = None
@@ -147,7 +149,7 @@ class TableConfig(_Strict):
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key: lists a column twice")
         if self.columns is not None:
-            needed = [*self.primary_key, self.watermark, self.partition_by, self.null_fallback]
+            needed = [*self.primary_key, self.watermark, self.partition_by, self.null_fallback, self.soft_delete]
             missing = [c for c in needed if c and c not in self.columns]
             if missing:
                 raise ValueError(f"columns: must include the key, watermark and partition columns; add {missing}")

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 from . import watermark as wm
 from .catalog import Project
 from .config import TableConfig
-from .errors import SchemaChangeError, SourceError
+from .errors import SourceError
+from .evolution import evolve
 from .lake import (
     BatchWriter,
     LakeStore,
@@ -67,27 +68,18 @@ class ExtractResult:
 
 
 def lake_schema(schema: TableSchema) -> pa.Schema:
-    """The source columns plus _batch_id and _loaded_at: every lake file of the table has exactly this."""
-    return schema.arrow.append(pa.field("_batch_id", pa.int64(), nullable=False)).append(
-        pa.field("_loaded_at", pa.timestamp("us", tz="UTC"), nullable=False)
-    )
+    """The source columns plus _batch_id, _loaded_at and _deleted: every new lake file has exactly this."""
+    return (schema.arrow.append(pa.field("_batch_id", pa.int64(), nullable=False))
+            .append(pa.field("_loaded_at", pa.timestamp("us", tz="UTC"), nullable=False))
+            .append(pa.field("_deleted", pa.bool_(), nullable=False)))
 
 
-def _check_schema(name: str, previous: Manifest | None, schema: pa.Schema) -> None:
+def _target_schema(name: str, table: TableConfig, previous: Manifest | None, current: pa.Schema) -> pa.Schema:
+    """The schema of this batch: the source's, evolved from the lake's recorded one when there is one."""
     if previous is None:
-        return
-    before, now = previous.schema_fingerprint, schema_fingerprint(schema)
-    if before == now:
-        return
-    old = dict(item.split(":", 1) for item in before.split(";"))
-    new = dict(item.split(":", 1) for item in now.split(";"))
-    changes = [f"{c} added ({new[c]})" for c in new if c not in old]
-    changes += [f"{c} dropped" for c in old if c not in new]
-    changes += [f"{c} {old[c]} -> {new[c]}" for c in new if c in old and old[c] != new[c]]
-    raise SchemaChangeError(
-        f"table {name!r}: the source schema changed since batch {previous.seq} ({'; '.join(changes)}); "
-        f"nothing was written. Resync with `replicator sync {name} --full-refresh`"
-    )
+        return current
+    protected = [c for c in [*table.primary_key, table.watermark, table.partition_by] if c]
+    return evolve(name, previous.schema, current, policy=table.on_schema_change, protected=protected)
 
 
 @dataclass
@@ -183,13 +175,12 @@ def extract_table(
     """Read what changed since the last batch and commit it as one lake batch (or nothing if nothing changed)."""
     started = time.perf_counter()
     schema = source.describe(table)  # checks the source before anything is written anywhere
-    arrow = lake_schema(schema)
+    current = lake_schema(schema)
     run_id = uuid.uuid4().hex
     lake_path = store.uri(f"{store.root}/{name}")
     with acquire_lease(store, name, run_id, project.config.defaults.lease_ttl) as lease:
         previous = _recover(store, name)
-        if not full_refresh:
-            _check_schema(name, previous, arrow)
+        arrow = current if full_refresh else _target_schema(name, table, previous, current)
         plan = _plan(name, table, schema, source, store, previous, full_refresh)
         seq = (previous.seq if previous else 0) + 1
         loaded_at = dt.datetime.now(dt.timezone.utc)
@@ -210,7 +201,7 @@ def extract_table(
                     for b in data.to_batches():
                         digest.update(b.serialize())
                 seen.rows_committed += data.num_rows
-                writer.write(_with_lake_columns(data, seq, loaded_at, arrow))
+                writer.write(_with_lake_columns(data, seq, loaded_at, arrow, table.soft_delete))
                 lease.renew()
                 now = time.perf_counter()
                 if progress is not None and now - last_report >= _PROGRESS_EVERY_S:
@@ -299,9 +290,31 @@ def _max_of(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _with_lake_columns(data: pa.Table, seq: int, loaded_at: dt.datetime, schema: pa.Schema) -> pa.Table:
+def _with_lake_columns(data: pa.Table, seq: int, loaded_at: dt.datetime, schema: pa.Schema,
+                       soft_delete: str | None) -> pa.Table:
+    """Add the lake's own columns, and conform to the (possibly evolved) schema: dropped columns as NULL."""
     n = data.num_rows
-    data = data.append_column("_batch_id", pa.array(np.full(n, seq, dtype=np.int64)))
     stamp = pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))
-    data = data.append_column("_loaded_at", pa.array(np.full(n, stamp.value, dtype=np.int64)).cast(stamp.type))
-    return data.cast(schema)
+    columns = {
+        "_batch_id": pa.array(np.full(n, seq, dtype=np.int64)),
+        "_loaded_at": pa.array(np.full(n, stamp.value, dtype=np.int64)).cast(stamp.type),
+        "_deleted": _deleted(data, soft_delete),
+    }
+    arrays = []
+    for f in schema:
+        if f.name in columns:
+            arrays.append(columns[f.name])
+        elif f.name in data.column_names:
+            arrays.append(data.column(f.name).cast(f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _deleted(data: pa.Table, soft_delete: str | None) -> pa.Array:
+    """A row is deleted when its soft-delete column is set: true for a boolean, non-NULL otherwise."""
+    if soft_delete is None:
+        return pa.array(np.zeros(data.num_rows, dtype=bool))
+    column = data.column(soft_delete)
+    flag = pc.fill_null(column, False) if pa.types.is_boolean(column.type) else pc.is_valid(column)
+    return flag.combine_chunks() if isinstance(flag, pa.ChunkedArray) else flag

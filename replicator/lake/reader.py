@@ -92,7 +92,7 @@ def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequenc
 
 
 def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
-    """Per key, the row of the highest _batch_id, then the highest watermark."""
+    """Per key, the row of the highest _batch_id, then the highest watermark; keys whose latest row is deleted are dropped."""
     if data.num_rows == 0:
         return data
     con = duckdb.connect()
@@ -103,6 +103,7 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
             "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY "
             + ", ".join(_ident(k) for k in key)
             + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
+            + (" AND NOT coalesce(_deleted, false)" if "_deleted" in data.column_names else "")
         )
         return to_arrow(con, sql)
     finally:

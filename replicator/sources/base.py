@@ -182,13 +182,13 @@ class SqlSource:
         wanted = table.columns or [c["name"] for c in reflected]
         missing = []
         for key, cols in (("primary_key", table.primary_key), ("watermark", [table.watermark]),
-                          ("partition_by", [table.partition_by]), ("on_null_watermark.fallback", [table.null_fallback]),
+                          ("partition_by", [table.partition_by]), ("on_null_watermark.fallback", [table.null_fallback]), ("soft_delete", [table.soft_delete]),
                           ("columns", table.columns or [])):
             missing += [f"{key}: column {c!r} not found in {table.table}" for c in cols if c and c not in by_name]
         if missing:
             have = ", ".join(by_name)
             raise SourceError("; ".join(dict.fromkeys(missing)) + f" (it has: {have})")
-        wanted = [*wanted, *[c for c in [table.null_fallback] if c and c not in wanted]]
+        wanted = [*wanted, *[c for c in [table.null_fallback, table.soft_delete] if c and c not in wanted]]
         specs = tuple(column_spec(self.dialect, c, by_name[c]["type"], by_name[c].get("nullable", True)) for c in wanted)
         schema = TableSchema(specs, tuple(by_name))
         self._check_kinds(table, schema)

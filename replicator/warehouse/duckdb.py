@@ -117,14 +117,15 @@ class DuckDBWarehouse:
                     self._add_missing_columns(con, target, spec.name)
                 if full:
                     con.execute(f"DELETE FROM {target}")
-                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}").fetchone()[0])  # type: ignore[index]
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source} WHERE NOT _deleted").fetchone()[0])  # type: ignore[index]
                 else:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM {source}")
                     match = " AND ".join(f"t.{k} = s.{k}" for k in key)
                     con.execute(f"DELETE FROM {target} AS t USING staged AS s WHERE {match} AND t._batch_id <= s._batch_id")
                     # Rows still present are newer than this batch (monotonic rule): keep them.
                     con.execute(f"DELETE FROM staged AS s WHERE EXISTS (SELECT 1 FROM {target} AS t WHERE {match})")
-                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged").fetchone()[0])  # type: ignore[index]
+                    # A deleted key's older row is gone above; its marker is not inserted.
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged WHERE NOT _deleted").fetchone()[0])  # type: ignore[index]
                     con.execute("DROP TABLE staged")
                 con.execute(
                     f"INSERT OR REPLACE INTO {self._qualified(LEDGER_TABLE)} VALUES (?, ?, now())", [spec.name, seq]
@@ -137,13 +138,16 @@ class DuckDBWarehouse:
             return merged
 
     def _add_missing_columns(self, con: duckdb.DuckDBPyConnection, target: str, table: str) -> None:
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [self.schema, table]).fetchall()}
+        """Follow the lake's schema: add new columns, widen changed ones (the lake allows only widening)."""
+        have = dict(con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [self.schema, table]).fetchall())
         for name, type_ in con.execute("SELECT column_name, data_type FROM information_schema.columns "
                                        "WHERE table_name = 'staged_shape' AND table_schema NOT IN (?)", [self.schema]).fetchall():
             if name not in have:
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(name)} {type_}")
+            elif have[name] != type_:
+                con.execute(f"ALTER TABLE {target} ALTER COLUMN {ident(name)} TYPE {type_}")
 
     def close(self) -> None:
         return None

@@ -86,6 +86,15 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _canonical(pg: str) -> str:
+    """format_type()'s spelling of the types pg_type() writes."""
+    names = {"timestamptz": "timestamp with time zone", "timestamp": "timestamp without time zone",
+             "time": "time without time zone", "jsonb": "jsonb", "uuid": "uuid"}
+    if pg.endswith("[]"):
+        return _canonical(pg[:-2]) + "[]"
+    return names.get(pg, pg)
+
+
 class PostgresWarehouse:
     def __init__(self, dsn: str, schema: str) -> None:
         self.dsn = dsn
@@ -147,8 +156,7 @@ class PostgresWarehouse:
                 "loaded_at timestamptz NOT NULL)").format(self._qualified(LEDGER_TABLE)))
             defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f))) for f in data.schema)
             cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(target, defs, sql.SQL(", ").join(key)))
-            for f in data.schema:
-                cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(target, sql.Identifier(f.name), sql.SQL(pg_type(f))))
+            self._follow_schema(cur, spec.name, data.schema)
             cur.execute(sql.SQL("CREATE TEMP TABLE replicator_stage ({}) ON COMMIT DROP").format(defs))
             self._copy(cur, data, cols)
             order = sql.SQL("_batch_id DESC") if not spec.watermark else sql.SQL("_batch_id DESC, {} DESC NULLS LAST").format(sql.Identifier(spec.watermark))
@@ -159,8 +167,10 @@ class PostgresWarehouse:
                 match = sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=k) for k in key)
                 cur.execute(sql.SQL("DELETE FROM {} AS t USING replicator_stage AS s WHERE {} AND t._batch_id <= s._batch_id").format(target, match))
             col_list = sql.SQL(", ").join(cols)
+            # The newest version per key; a deleted key's marker removes its row and is not inserted.
             cur.execute(sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM replicator_stage ORDER BY {key}, {order} "
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM (SELECT DISTINCT ON ({key}) {cols} FROM replicator_stage "
+                "ORDER BY {key}, {order}) AS latest WHERE NOT _deleted "
                 "ON CONFLICT ({key}) DO NOTHING").format(t=target, cols=col_list, key=key_list, order=order))
             merged = cur.rowcount
             cur.execute(sql.SQL(
@@ -168,6 +178,20 @@ class PostgresWarehouse:
                 "SET last_loaded_seq = EXCLUDED.last_loaded_seq, loaded_at = EXCLUDED.loaded_at").format(self._qualified(LEDGER_TABLE)), [spec.name, seq])
             con.commit()
             return merged
+
+    def _follow_schema(self, cur: Any, table: str, schema: pa.Schema) -> None:
+        """Add new columns and widen changed ones, as the lake's schema evolved."""
+        cur.execute("SELECT column_name, format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c "
+                    "JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name)) "
+                    "AND a.attname = c.column_name WHERE c.table_schema = %s AND c.table_name = %s", [self.schema, table])
+        have = dict(cur.fetchall())
+        target = self._qualified(table)
+        for f in schema:
+            wanted = pg_type(f)
+            if f.name not in have:
+                cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(target, sql.Identifier(f.name), sql.SQL(wanted)))
+            elif have[f.name] != _canonical(wanted):
+                cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(target, sql.Identifier(f.name), sql.SQL(wanted)))
 
     def _copy(self, cur: Any, data: pa.Table | ds.Dataset, cols: list[sql.Identifier]) -> None:
         copy = sql.SQL("COPY replicator_stage ({}) FROM STDIN").format(sql.SQL(", ").join(cols)).as_string(cur)

@@ -60,10 +60,17 @@ def test_none_encodes_and_decodes_as_none() -> None:
     assert decode(None) is None
 
 
-@pytest.mark.parametrize("value", [True, 1.5, "2026-01-01"])
+@pytest.mark.parametrize("value", [True, 1.5, [1]])
 def test_encode_rejects_non_watermark_values(value: Any) -> None:
     with pytest.raises(TypeError):
         encode(value)
+
+
+@pytest.mark.parametrize("value", ["2026-01-01", "Zürich 🚕", "", b"\x00\xff"])
+def test_key_values_round_trip_exactly(value: Any) -> None:
+    """Text and binary primary-key values (the keyset cursor) are stored exactly, not parsed."""
+    assert decode(encode(value)) == value
+    assert type(decode(encode(value))) is type(value)
 
 
 def test_decode_rejects_unknown_kind() -> None:

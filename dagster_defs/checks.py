@@ -35,4 +35,10 @@ def table_checks(name: str) -> list[dg.AssetChecksDefinition]:
         with replicator.open() as rep:
             return _result(run_library(context, lambda: checks.check_schema_drift(rep, name)), dg.AssetCheckSeverity.WARN)
 
-    return [parity, freshness, drift]
+    @dg.asset_check(asset=tr.lake_key(name), name="reconciliation",
+                    description="source and lake agree per hashed key bucket (keys and watermarks)")
+    def reconciliation(context: dg.AssetCheckExecutionContext, replicator: ReplicatorResource) -> dg.AssetCheckResult:
+        with replicator.open() as rep:
+            return _result(run_library(context, lambda: checks.check_reconciliation(rep, name)), dg.AssetCheckSeverity.WARN)
+
+    return [parity, freshness, drift, reconciliation]

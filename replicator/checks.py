@@ -18,7 +18,8 @@ from .lake import active_manifests, latest_per_key, read_files
 from .pipeline import last_sync
 from .runner import Replicator
 
-__all__ = ["CheckOutcome", "check_freshness", "check_row_count_parity", "check_schema_drift", "lake_current_keys"]
+__all__ = ["CheckOutcome", "check_freshness", "check_reconciliation", "check_row_count_parity", "check_schema_drift",
+           "lake_current_keys"]
 
 _SAMPLE = 5
 
@@ -113,6 +114,23 @@ def check_schema_drift(rep: Replicator, name: str) -> CheckOutcome:
         parts.append(f"source has columns not in {name}.yml: {', '.join(added)}")
     if gone:
         parts.append(f"columns gone from the source: {', '.join(gone)}")
+    return CheckOutcome(False, "; ".join(parts), meta)
+
+
+def check_reconciliation(rep: Replicator, name: str) -> CheckOutcome:
+    """Source and lake agree per hashed key bucket (keys and watermarks), and the warehouse row count too."""
+    report = rep.reconcile(name)
+    meta = {"source_rows": report.source_rows, "lake_rows": report.lake_rows,
+            "warehouse_rows": report.warehouse_rows, "buckets": report.buckets, "seconds": round(report.seconds, 2)}
+    if report.matches:
+        return CheckOutcome(True, f"source and lake agree on {report.lake_rows:,} keys", meta)
+    parts = []
+    if report.differing:
+        s = report.differing[0]
+        parts.append(f"{len(report.differing) - 1} key buckets differ; missing in the lake {s.missing_in_lake}, "
+                     f"gone from the source {s.gone_from_source}, watermark differs {s.changed}")
+    if report.warehouse_rows is not None and report.warehouse_rows != report.lake_rows:
+        parts.append(f"warehouse {report.warehouse_rows:,} rows vs lake {report.lake_rows:,}")
     return CheckOutcome(False, "; ".join(parts), meta)
 
 

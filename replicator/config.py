@@ -106,6 +106,9 @@ class TableConfig(_Strict):
     on_null_watermark: Literal["fail", "include"] | NullFallback = "fail"
     on_schema_change: Literal["evolve", "fail"] = "evolve"
     soft_delete: str | None = None
+    delete_detection: Literal["none", "reconcile"] = "none"
+    delete_guard: float = Field(default=0.1, gt=0, le=1)
+    reconcile_every: Duration = Field(default=timedelta(days=1))
     partition_by: str | None = None
     partition_granularity: Literal["day", "month", "year"] = "day"
     columns: list[str] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import time
@@ -25,9 +26,11 @@ from .lake import (
     list_manifest_seqs,
     load_manifest,
 )
+from .lake.paths import last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
+from .reconcile import ReconcileReport
 from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
 
@@ -144,7 +147,29 @@ class Replicator:
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self.extract(name, full_refresh=full_refresh, progress=progress)
+        table = self.project.table(name)
+        if table.delete_detection == "reconcile" and self._reconcile_due(name, table.reconcile_every):
+            self.reconcile(name, apply_deletes=True)
         return SyncResult(extracted, self.load(name))
+
+    def reconcile(self, name: str, *, apply_deletes: bool = False) -> ReconcileReport:
+        """Compare source and lake keys; with apply_deletes, commit markers for keys gone from the source."""
+        from .reconcile import commit_deletes, reconcile_table
+
+        report = reconcile_table(self, name)
+        if apply_deletes and report.deleted_keys:
+            commit_deletes(self, name, report.deleted_keys, report.lake_rows)
+        record = {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(), "matches": report.matches,
+                  "deleted": len(report.deleted_keys) if apply_deletes else 0}
+        self.lake.write_bytes(last_reconcile_path(self.lake.root, name), json.dumps(record).encode())
+        return report
+
+    def _reconcile_due(self, name: str, every: dt.timedelta) -> bool:
+        try:
+            record = json.loads(self.lake.read_bytes(last_reconcile_path(self.lake.root, name)))
+        except FileNotFoundError:
+            return True
+        return dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(record["finished_at"]) >= every
 
     def status(self, name: str) -> TableStatus:
         self.project.table(name)

@@ -97,3 +97,7 @@ def lease_path(root: str, table: str) -> str:
 def last_sync_path(root: str, table: str) -> str:
     """A small record of the last successful sync (committed or not), for freshness."""
     return join(root, table, "_state", "last_sync.json")
+
+
+def last_reconcile_path(root: str, table: str) -> str:
+    return join(root, table, "_state", "last_reconcile.json")

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import watermark as wm
+from ..duckdb_sql import ident, to_arrow
 from .manifest import Manifest, list_manifest_seqs, load_manifest
 from .store import LakeStore, lake_error
 
@@ -98,10 +99,10 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
     con = duckdb.connect()
     try:
         con.register("lake_rows", data)
-        order = ["_batch_id DESC"] + ([f"{_ident(watermark)} DESC NULLS LAST"] if watermark else [])
+        order = ["_batch_id DESC"] + ([f"{ident(watermark)} DESC NULLS LAST"] if watermark else [])
         sql = (
             "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY "
-            + ", ".join(_ident(k) for k in key)
+            + ", ".join(ident(k) for k in key)
             + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
             + (" AND NOT coalesce(_deleted, false)" if "_deleted" in data.column_names else "")
         )
@@ -123,14 +124,3 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
     data = read_files(store, files, schema=schema)
     return latest_per_key(data, key, watermark)
 
-
-def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """A query's result as an Arrow table (DuckDB 2 names it to_arrow_table, 1.x arrow)."""
-    relation = con.sql(sql)
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    result: pa.Table = fetch()
-    return result
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -10,17 +10,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ..duckdb_sql import ident, to_arrow
 from ..errors import WarehouseError, WarehouseUnavailable
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
 
-__all__ = ["DuckDBWarehouse", "ident"]
+__all__ = ["DuckDBWarehouse"]
 
 _LOGICAL_SQL = {"json": "JSON", "uuid": "UUID"}
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class DuckDBWarehouse:
@@ -86,8 +83,6 @@ class DuckDBWarehouse:
             return int(con.execute(f"SELECT count(*) FROM {self._qualified(table)}").fetchone()[0])  # type: ignore[index]
 
     def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
-        from ..lake.reader import to_arrow
-
         with self._connect() as con:
             return to_arrow(con, f"SELECT {', '.join(ident(k) for k in primary_key)} FROM {self._qualified(table)}")
 

@@ -47,7 +47,8 @@ def test_repository_definitions_follow_the_yaml_files() -> None:
     rides = graph.get(dg.AssetKey(["lake", "rides"]))
     assert rides.description == "One row per ride request, updated as the ride progresses."
     checks = {(k.asset_key.path[0], k.name) for k in graph.asset_check_keys}
-    assert checks == {("warehouse", "row_count_parity"), ("lake", "freshness"), ("lake", "schema_drift")}
+    assert checks == {("warehouse", "row_count_parity"), ("lake", "freshness"), ("lake", "schema_drift"),
+                      ("lake", "reconciliation")}
     assert {s.name for s in defs.schedules} == {"sync_default_schedule"}
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in defs.schedules)
     assert defs.resolve_job_def("sync_all") is not None
@@ -81,7 +82,7 @@ def test_demo_materializes_with_metadata_and_green_checks(tmp_path: Path) -> Non
     wh = result.asset_materializations_for_node("warehouse__rides")[0].metadata
     assert wh["rows_loaded"].value == 3000 and wh["rows_in_table"].value == 3000
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 15 and all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    assert len(evaluations) == 20 and all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
 
     mutate_demo_database(project.parent / "app.db")
     again = _materialize_all(defs)

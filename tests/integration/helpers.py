@@ -11,7 +11,8 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 
 from replicator import Replicator
-from replicator.lake.reader import latest_per_key, to_arrow
+from replicator.duckdb_sql import to_arrow
+from replicator.lake.reader import latest_per_key
 
 
 def lake_dataset(rep: Replicator, name: str) -> pa.Table:

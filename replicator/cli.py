@@ -109,8 +109,15 @@ def cmd_validate(rep: Replicator, args: argparse.Namespace) -> int:
 
 
 def cmd_onboard(rep: Replicator, args: argparse.Namespace) -> int:
-    from .onboard import onboard_table
+    from .onboard import onboard_table, update_columns
 
+    if args.update:
+        path, added = update_columns(rep, args.update)
+        print(f"{path}: added {', '.join(added)}" if added else f"{path}: columns already match the source")
+        return 0
+    if not args.source or not args.table:
+        print("error: onboard needs SOURCE and TABLE (or --update NAME)", file=sys.stderr)
+        return 2
     path = onboard_table(rep, args.source, args.table, name=args.name)
     print(f"wrote {path}")
     return 0
@@ -157,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply-deletes", action="store_true",
                    help="commit _deleted markers for keys gone from the source (within delete_guard)")
     p.set_defaults(func=cmd_reconcile)
-    p = sub.add_parser("onboard", help="write schemas/<name>.yml for a source table")
-    p.add_argument("source")
-    p.add_argument("table")
+    p = sub.add_parser("onboard", help="write schemas/<name>.yml for a source table (or --update an existing one)")
+    p.add_argument("source", nargs="?")
+    p.add_argument("table", nargs="?")
     p.add_argument("--name")
+    p.add_argument("--update", metavar="NAME", help="add the source's new columns to NAME's `columns:` list")
     p.set_defaults(func=cmd_onboard)
     p = sub.add_parser("snapshot", help="export a table's state after a batch (or at a UTC time) to Parquet")
     p.add_argument("name")

@@ -65,3 +65,35 @@ def onboard_table(rep: Replicator, source: str, table: str, *, name: str | None 
 
 def _yaml_str(value: str) -> str:
     return value if re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def update_columns(rep: Replicator, name: str) -> tuple[Path, list[str]]:
+    """Add source columns the table's `columns:` list lacks to its YAML file; returns the file and the added names.
+
+    The file is edited in place (comments and order kept): new names are appended to the list.
+    """
+    table = rep.project.table(name)
+    path = rep.project.table_files[name]
+    if table.columns is None:
+        return path, []  # no list: every column is replicated already
+    source = rep.source(table.source)
+    with source.connect() as conn:
+        present = [c["name"] for c in source.reflect(conn, table)]
+    added = [c for c in present if c not in table.columns]
+    if not added:
+        return path, []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^columns\s*:", line))
+    flow = re.match(r"^(columns\s*:\s*\[)(.*)\](.*)$", lines[start])
+    if flow:
+        items = flow.group(2).rstrip().rstrip(",")
+        lines[start] = f"{flow.group(1)}{items}, {', '.join(_yaml_str(c) for c in added)}]{flow.group(3)}"
+    else:
+        end = start + 1
+        while end < len(lines) and re.match(r"^\s+-\s", lines[end]):
+            end += 1
+        indent = re.match(r"^(\s+)-", lines[start + 1]).group(1) if end > start + 1 else "  "  # type: ignore[union-attr]
+        lines[end:end] = [f"{indent}- {_yaml_str(c)}" for c in added]
+    path.write_text("\n".join(lines) + ("\n" if text.endswith("\n") else ""), encoding="utf-8")
+    return path, added

@@ -6,8 +6,12 @@ identifiers and integers ever enter the SQL text.
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["ident", "to_arrow"]
 

@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -30,9 +30,11 @@ from .lake.paths import last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
-from .reconcile import ReconcileReport
 from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
+
+if TYPE_CHECKING:
+    from .reconcile import ReconcileReport
 
 __all__ = ["LoadResult", "Replicator", "SyncResult", "TableStatus"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -96,6 +95,8 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
     """Per key, the row of the highest _batch_id, then the highest watermark; keys whose latest row is deleted are dropped."""
     if data.num_rows == 0:
         return data
+    import duckdb  # imported when first needed: it is heavy, and most runs never dedupe here
+
     con = duckdb.connect()
     try:
         con.register("lake_rows", data)

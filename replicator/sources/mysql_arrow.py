@@ -9,12 +9,12 @@ when it binds), so nothing from a YAML file or the data is ever pasted into SQL.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from pymysql.converters import escape_item
 from sqlalchemy.dialects import mysql
 
 from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secrets
@@ -22,10 +22,8 @@ from ..types import ColumnSpec
 from .base import ReadRequest, TableSchema
 from .postgres_arrow import conform
 
-try:
-    import connectorx
-except ImportError:  # the row path still works without the optional reader
-    connectorx = None  # type: ignore[assignment]
+# Imported on first use (a large native module); the row path works without it.
+_HAVE_CONNECTORX = importlib.util.find_spec("connectorx") is not None
 
 __all__ = ["arrow_path_available", "read_chunk_arrow"]
 
@@ -41,8 +39,20 @@ def _exact(spec: ColumnSpec) -> bool:
             or pa.types.is_date32(t) or pa.types.is_time64(t) or pa.types.is_timestamp(t) or pa.types.is_decimal(t))
 
 
+def _cast_type(t: pa.DataType) -> sa.types.TypeEngine[Any] | None:
+    if pa.types.is_timestamp(t):
+        return mysql.DATETIME(fsp=6)
+    if pa.types.is_date32(t):
+        return sa.Date()
+    if pa.types.is_integer(t):
+        return mysql.INTEGER(unsigned=pa.types.is_unsigned_integer(t))
+    if pa.types.is_decimal(t):
+        return sa.Numeric(t.precision, t.scale)
+    return None
+
+
 def arrow_path_available(schema: TableSchema) -> bool:
-    return connectorx is not None and all(_exact(c) for c in schema.columns)
+    return _HAVE_CONNECTORX and all(_exact(c) for c in schema.columns)
 
 
 def _translate(source: str, exc: BaseException) -> ReplicatorError:
@@ -54,11 +64,17 @@ def _translate(source: str, exc: BaseException) -> ReplicatorError:
 def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
                      limit: int | None) -> Iterator[pa.RecordBatch]:
     """One statement (its own consistent read), read-only, in UTC, with the statement timeout."""
+    import connectorx
+    from pymysql.converters import escape_item
+
     variables: dict[str, str] = {}
 
     def param(name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
         variables[f"@replicator_{name}"] = escape_item(source.bind_value(spec, value), "utf8mb4")
-        return sa.literal_column(f"@replicator_{name}")
+        variable: sa.ColumnElement[Any] = sa.literal_column(f"@replicator_{name}")
+        # A user variable holds text; cast it to the column's kind so the comparison is exact and indexed.
+        target = _cast_type(spec.arrow_type)
+        return sa.cast(variable, target) if target is not None else variable
 
     # Decimals travel as their exact text; conform() casts them and refuses any rounding.
     stmt = source._select(request, after, limit, param=param, as_text=lambda c: pa.types.is_decimal(c.arrow_type))

@@ -9,6 +9,7 @@ query itself has no parameters (which lets ADBC use COPY) and no value is ever p
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -21,11 +22,8 @@ from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secre
 from ..types import ColumnSpec
 from .base import ReadRequest, TableSchema
 
-try:
-    import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi as adbc_pg
-except ImportError:  # the row path still works without the optional driver
-    adbc_pg = None
+# Imported on first use (it loads libpq and the ADBC driver manager); the row path works without it.
+_HAVE_ADBC = importlib.util.find_spec("adbc_driver_postgresql") is not None
 
 __all__ = ["arrow_path_available", "conform", "read_chunk_arrow"]
 
@@ -44,7 +42,7 @@ def _exact_from_adbc(t: pa.DataType) -> bool:
 
 def arrow_path_available(schema: TableSchema, key_values: tuple[Any, ...] | None = None) -> bool:
     """True when ADBC is installed and every column converts exactly."""
-    if adbc_pg is None:
+    if not _HAVE_ADBC:
         return False
     if key_values and any(isinstance(v, (bytes, bytearray)) for v in key_values):
         return False
@@ -102,6 +100,9 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     uri = source.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     schema = request.schema.arrow
     step = config.batch_rows
+    import adbc_driver_manager
+    import adbc_driver_postgresql.dbapi as adbc_pg
+
     try:
         conn = adbc_pg.connect(uri, autocommit=True)
     except adbc_driver_manager.Error as exc:

@@ -7,10 +7,8 @@ from urllib.parse import urlparse
 from ..config import WarehouseConfig
 from ..errors import ConfigError
 from .base import LEDGER_TABLE, LoadSpec, WarehouseLoader
-from .duckdb import DuckDBWarehouse
-from .postgres import PostgresWarehouse
 
-__all__ = ["LEDGER_TABLE", "DuckDBWarehouse", "LoadSpec", "PostgresWarehouse", "WarehouseLoader", "open_warehouse"]
+__all__ = ["LEDGER_TABLE", "LoadSpec", "WarehouseLoader", "open_warehouse"]
 
 
 def open_warehouse(config: WarehouseConfig) -> WarehouseLoader:
@@ -19,9 +17,13 @@ def open_warehouse(config: WarehouseConfig) -> WarehouseLoader:
     scheme = urlparse(url).scheme.split("+")[0]
     if scheme == "duckdb":
         path = url[len("duckdb:///"):] if url.startswith("duckdb:///") else url[len("duckdb://"):]
+        from .duckdb import DuckDBWarehouse
+
         return DuckDBWarehouse(path or ":memory:", config.schema_)
     if scheme in ("postgresql", "postgres"):
         dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        from .postgres import PostgresWarehouse
+
         return PostgresWarehouse(dsn, config.schema_)
     raise ConfigError(
         f"warehouse.url: unknown scheme {scheme!r}; use duckdb:///path/warehouse.duckdb or postgresql://user@host/db"

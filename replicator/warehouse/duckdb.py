@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from ..duckdb_sql import ident, to_arrow
 from ..errors import WarehouseError, WarehouseUnavailable
@@ -99,7 +100,7 @@ class DuckDBWarehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 self._ensure_ledger(con)
-                con.register("incoming", data)
+                self._register(con, data)
                 # A full batch has one row per key by construction (keyset reads); an incremental one
                 # is reduced to the newest version per key before it is merged.
                 source = (f"(SELECT {select_list} FROM incoming)" if full else
@@ -131,6 +132,14 @@ class DuckDBWarehouse:
                 con.execute("ROLLBACK")
                 raise
             return merged
+
+    @staticmethod
+    def _register(con: duckdb.DuckDBPyConnection, data: pa.Table | ds.Dataset) -> None:
+        """Expose the batch as `incoming`: local Parquet files through DuckDB's own parallel reader."""
+        if isinstance(data, ds.FileSystemDataset) and isinstance(data.filesystem, pafs.LocalFileSystem):
+            con.read_parquet(list(data.files)).create_view("incoming")
+        else:
+            con.register("incoming", data)
 
     def _add_missing_columns(self, con: duckdb.DuckDBPyConnection, target: str, table: str) -> None:
         """Follow the lake's schema: add new columns, widen changed ones (the lake allows only widening)."""

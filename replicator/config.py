@@ -62,8 +62,8 @@ class SourceConfig(_Strict):
 
 class LakeConfig(_Strict):
     url: str
-    row_group_rows: int = Field(default=250_000, ge=1)
-    file_max_rows: int = Field(default=2_000_000, ge=1)
+    row_group_rows: int = Field(default=131_072, ge=1)
+    file_max_rows: int = Field(default=1_048_576, ge=1)
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
 
 

@@ -157,3 +157,26 @@ def test_multiprocess_executor_runs_several_tables_at_once(tmp_path: Path, monke
     assert con.execute("SELECT count(*) FROM raw.rides").fetchone()[0] == 3000
     con.close()
     assert os.environ["REPLICATOR_PROJECT"] == str(project)
+
+
+def test_secrets_never_reach_run_config_logs_or_metadata(tmp_path: Path, pg_url: str, duckdb_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+
+    secret = "Dagst3rS3cret-pw"
+    monkeypatch.setenv("RT_PG_PASSWORD", secret)
+    url = sa.engine.make_url(pg_url)
+    templated = f"postgresql://postgres:${{RT_PG_PASSWORD}}@{url.host}:{url.port}/{url.database}"
+    execute(pg_url, "CREATE TABLE rides (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())",
+            "INSERT INTO rides (id) VALUES (1), (2)")
+    project = write_project(tmp_path, sources={"pg": templated}, lake=str(tmp_path / "lake"), warehouse=duckdb_url,
+                            tables={"rides": "source: pg\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\n"})
+    defs = build_definitions(str(project))
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("sync_all").execute_in_process(instance=instance)
+    assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert secret not in repr(run.run_config) and secret not in repr(run.tags)
+    records = instance.all_logs(result.run_id)
+    assert records and all(secret not in repr(r) for r in records)
+    assert secret not in repr(defs.get_repository_def().get_top_level_resources())

@@ -100,8 +100,18 @@ def commit_manifest(store: LakeStore, manifest: Manifest) -> None:
     retried) counts as success, anyone else's means a concurrent writer and nothing of ours is committed.
     """
     path = paths.manifest_path(store.root, manifest.table, manifest.seq)
-    if store.create_exclusive(path, manifest.to_json()):
-        return
+    try:
+        if store.create_exclusive(path, manifest.to_json()):
+            return
+    except LakeError as failure:
+        # An unknown outcome (every retry lost its connection): the manifest may exist all the same.
+        try:
+            existing = load_manifest(store, manifest.table, manifest.seq)
+        except (FileNotFoundError, LakeError):
+            raise failure from None
+        if existing.run_id == manifest.run_id:
+            return
+        raise
     existing = load_manifest(store, manifest.table, manifest.seq)
     if existing.run_id != manifest.run_id:
         raise LakeError(

@@ -17,8 +17,10 @@ from ..errors import ConfigError, LakeError, LakeUnavailable
 
 __all__ = ["LakeStore", "open_store"]
 
+# botocore spells S3 error codes SlowDown/InternalError; pyarrow's AWS SDK spells them SLOW_DOWN/INTERNAL_FAILURE.
 _TRANSIENT_MARKERS = ("SlowDown", "503", "500", "InternalError", "ServiceUnavailable", "NETWORK_CONNECTION",
-                      "Connection reset", "timed out", "Timeout", "RequestTimeout", "curlCode")
+                      "Connection reset", "timed out", "Timeout", "RequestTimeout", "curlCode", "SLOW_DOWN",
+                      "INTERNAL_FAILURE", "SERVICE_UNAVAILABLE", "REQUEST_TIMEOUT", "THROTTLING")
 
 
 def lake_error(action: str, path: str, exc: BaseException) -> LakeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -154,8 +155,11 @@ class SqlSource:
             yield conn
         except sa.exc.DBAPIError as exc:
             raise source_error(self.name, "read", exc) from exc
+        except sa.exc.SQLAlchemyError as exc:  # e.g. a connection invalidated mid-read
+            raise SourceUnavailable(f"source {self.name!r}: cannot read: {mask_secrets(str(exc)).splitlines()[0]}") from exc
         finally:
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def close(self) -> None:
         if self._engine is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterator
@@ -43,8 +44,12 @@ class MySQLSource(SqlSource):
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 yield conn
-            finally:
-                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                # The connection may be dead already; ending the snapshot must not hide why.
+                with contextlib.suppress(Exception):
+                    conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
 
     def is_mariadb(self) -> bool:
         if self._mariadb is None:

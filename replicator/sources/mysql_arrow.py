@@ -28,7 +28,7 @@ _HAVE_CONNECTORX = importlib.util.find_spec("connectorx") is not None
 __all__ = ["arrow_path_available", "read_chunk_arrow"]
 
 _TRANSIENT = ("Connection refused", "timed out", "Lost connection", "gone away", "broken pipe", "reset by peer",
-              "Can't connect")
+              "Can't connect", "IO error", "bytes remaining on stream", "Broken pipe", "Connection reset")
 
 
 def _exact(spec: ColumnSpec) -> bool:

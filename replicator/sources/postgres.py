@@ -21,7 +21,7 @@ _HORIZON = sa.text(
     """
     SELECT clock_timestamp() AS now,
            (SELECT min(xact_start) FROM pg_stat_activity
-             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()) AS oldest,
+             WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend') AS oldest,
            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
              OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_see
     """

@@ -1,0 +1,1 @@
+"""Fault-injection tests: SIGKILL at every commit step, S3 faults, dropped connections, live writers."""

@@ -96,7 +96,13 @@ class DuckDBWarehouse:
             if f.metadata and f.metadata.get(LOGICAL_KEY, b"").decode() in _LOGICAL_SQL else ident(f.name)
             for f in data.schema
         )
+        if "_deleted" not in data.schema.names:  # a batch written before the lake had deletion markers
+            select_list += ", FALSE AS _deleted"
         with self._connect() as con:
+            # Row order in the table does not matter, and keeping it costs time and memory; a large
+            # checkpoint threshold spares a rewrite of the whole table file after every small merge.
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET checkpoint_threshold = '1GB'")
             con.execute("BEGIN TRANSACTION")
             try:
                 self._ensure_ledger(con)

@@ -148,6 +148,8 @@ class PostgresWarehouse:
     def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._qualified(spec.name)
         key = [sql.Identifier(k) for k in spec.primary_key]
+        if "_deleted" not in data.schema.names:  # a batch written before the lake had deletion markers
+            raise WarehouseError(f"warehouse: batch {seq} of {spec.name!r} predates deletion markers; resync with --full-refresh")
         cols = [sql.Identifier(f.name) for f in data.schema]
         with self._connect() as con, con.cursor() as cur:
             cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))

@@ -15,6 +15,7 @@ import pyarrow as pa
 from .config import TableConfig
 from .errors import ReplicatorError
 from .lake import active_manifests, latest_per_key, read_files
+from .lake.paths import in_table
 from .pipeline import last_sync
 from .runner import Replicator
 
@@ -37,7 +38,7 @@ def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     manifests = active_manifests(rep.lake, name)
     schema = manifests[-1].schema if manifests else None
     columns = [*table.primary_key, "_batch_id", "_deleted"]
-    keys = read_files(rep.lake, [f.path for m in manifests for f in m.files], columns, schema)
+    keys = read_files(rep.lake, [in_table(rep.lake.root, name, f.path) for m in manifests for f in m.files], columns, schema)
     return latest_per_key(keys, table.primary_key, None).select(list(table.primary_key))
 
 

@@ -118,7 +118,8 @@ def _lake_keys(rep: Any, name: str, table: TableConfig) -> tuple[pa.Table, Manif
     manifests = active_manifests(rep.lake, name)
     latest = manifests[-1] if manifests else None
     columns = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else []), "_batch_id", "_deleted"]))
-    data = read_files(rep.lake, [f.path for m in manifests for f in m.files], columns, latest.schema if latest else None)
+    files = [lake_paths.in_table(rep.lake.root, name, f.path) for m in manifests for f in m.files]
+    data = read_files(rep.lake, files, columns, latest.schema if latest else None)
     current = latest_per_key(data, table.primary_key, table.watermark)
     keep = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else [])]))
     return (current.select(keep) if current.num_rows else current), latest

@@ -26,7 +26,7 @@ from .lake import (
     list_manifest_seqs,
     load_manifest,
 )
-from .lake.paths import last_reconcile_path
+from .lake.paths import in_table, last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
@@ -136,15 +136,16 @@ class Replicator:
     def _batch_dataset(self, manifest: Manifest) -> ds.Dataset:
         """A lazily read dataset of exactly the manifest's files, wherever publishing left each one."""
         store = self.lake
-        found = store.existing([f.path for f in manifest.files])
+        full = [in_table(store.root, manifest.table, f.path) for f in manifest.files]
+        found = store.existing(full)
         files = []
-        for f in manifest.files:
-            if f.path in found:
-                files.append(f.path)
+        for f, path in zip(manifest.files, full):
+            if path in found:
+                files.append(path)
                 continue
             # Not yet published (a crash between commit and move) or since superseded by a full batch.
-            candidates = (f.staging_path, superseded_path(store, manifest.table, f.path))
-            files.append(next((p for p in candidates if store.exists(p)), f.path))
+            candidates = (in_table(store.root, manifest.table, f.staging_path), superseded_path(store, manifest.table, f.path))
+            files.append(next((p for p in candidates if store.exists(p)), path))
         return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:

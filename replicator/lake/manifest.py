@@ -20,8 +20,8 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class DataFile:
-    path: str  # final, committed location
-    staging_path: str  # where it was written before the commit
+    path: str  # final, committed location, relative to the table folder
+    staging_path: str  # where it was written before the commit, relative to the table folder
     partition: str
     rows: int
     bytes: int

@@ -59,16 +59,23 @@ def partition_value(value: Any, granularity: str = "day") -> str:
     return value.isoformat()
 
 
-def data_file(root: str, table: str, partition: str, seq: int, run_id: str, n: int) -> str:
-    return join(root, table, f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
+def data_file(partition: str, seq: int, run_id: str, n: int) -> str:
+    """A committed file's path relative to the table folder (manifests store these, so a lake can move)."""
+    return join(f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
 
 
 def staging_dir(root: str, table: str, run_id: str) -> str:
     return join(root, table, "_staging", run_id)
 
 
-def staging_file(root: str, table: str, run_id: str, partition: str, seq: int, n: int) -> str:
-    return join(staging_dir(root, table, run_id), f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
+def staging_file(run_id: str, partition: str, seq: int, n: int) -> str:
+    """A staged file's path relative to the table folder."""
+    return join("_staging", run_id, f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
+
+
+def in_table(root: str, table: str, relative: str) -> str:
+    """The full path of a path relative to the table folder."""
+    return join(root, table, relative)
 
 
 def _file_name(seq: int, run_id: str, n: int) -> str:

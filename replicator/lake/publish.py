@@ -21,10 +21,9 @@ log = logging.getLogger(__name__)
 _PARALLEL_MOVES = 8
 
 
-def superseded_path(store: LakeStore, table: str, path: str) -> str:
+def superseded_path(store: LakeStore, table: str, relative: str) -> str:
     """Where a file replaced by a later full batch is kept (outside what Hive readers see)."""
-    prefix = paths.join(store.root, table) + "/"
-    return paths.join(store.root, table, "_superseded", path[len(prefix):])
+    return paths.join(store.root, table, "_superseded", relative)
 
 
 def _move_all(store: LakeStore, pairs: Sequence[tuple[str, str]]) -> None:
@@ -43,13 +42,17 @@ def publish(store: LakeStore, manifest: Manifest, retired: Iterable[Manifest] = 
 
     `staged` is the set of staging paths still present (None: all of them, right after a commit).
     """
-    moves = [(f.staging_path, f.path) for f in manifest.files if staged is None or f.staging_path in staged]
+    def full(relative: str) -> str:
+        return paths.in_table(store.root, manifest.table, relative)
+
+    moves = [(full(f.staging_path), full(f.path)) for f in manifest.files
+             if staged is None or full(f.staging_path) in staged]
     _move_all(store, moves)
     if manifest.mode == "full":
         keep = {f.path for f in manifest.files}
         old = [f.path for m in retired if m.seq < manifest.seq for f in m.files if f.path not in keep]
-        present = [p for p in old if store.exists(p)] if staged is not None else old
-        _move_all(store, [(p, superseded_path(store, manifest.table, p)) for p in present])
+        present = [p for p in old if store.exists(full(p))] if staged is not None else old
+        _move_all(store, [(full(p), superseded_path(store, manifest.table, p)) for p in present])
 
 
 def finish_publish(store: LakeStore, latest: Manifest | None, table: str, retired: Iterable[Manifest] = ()) -> None:

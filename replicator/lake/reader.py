@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from .. import watermark as wm
 from ..duckdb_sql import ident, to_arrow
+from . import paths
 from .manifest import Manifest, list_manifest_seqs, load_manifest
 from .store import LakeStore, lake_error
 
@@ -76,7 +77,7 @@ def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequenc
         for f in manifest.files:
             hi = wm.decode(f.watermark_max)
             if lower is None or include_nulls or (hi is not None and hi >= lower):
-                wanted.append(f.path)
+                wanted.append(paths.in_table(store.root, manifest.table, f.path))
     columns = list(dict.fromkeys([*key, watermark, *([fallback] if fallback else [])]))  # the key may be the watermark
     data = read_files(store, wanted, columns)
     if data.num_rows == 0:
@@ -119,9 +120,10 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
 
     manifests = active_manifests(store, table, as_of)
     schema = manifests[-1].schema if manifests else None
-    files = [f.path for m in manifests for f in m.files]
+    files = [paths.in_table(store.root, table, f.path) for m in manifests for f in m.files]
     if as_of is not None:
-        files = [p if store.exists(p) else superseded_path(store, table, p) for p in files]
+        relative = [f.path for m in manifests for f in m.files]
+        files = [p if store.exists(p) else superseded_path(store, table, r) for p, r in zip(files, relative)]
     data = read_files(store, files, schema=schema)
     return latest_per_key(data, key, watermark)
 

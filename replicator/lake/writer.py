@@ -118,9 +118,9 @@ class BatchWriter:
         if len(self._open) >= _MAX_OPEN_FILES:
             self._close_file(next(iter(self._open)))
         self._counter += 1
-        staging = paths.staging_file(self.store.root, self.table, self.run_id, partition, self.seq, self._counter)
-        final = paths.data_file(self.store.root, self.table, partition, self.seq, self.run_id, self._counter)
-        stream = self.store.output_stream(staging)
+        staging = paths.staging_file(self.run_id, partition, self.seq, self._counter)
+        final = paths.data_file(partition, self.seq, self.run_id, self._counter)
+        stream = self.store.output_stream(paths.in_table(self.store.root, self.table, staging))
         compression = None if self.config.compression == "none" else self.config.compression
         try:
             writer = pq.ParquetWriter(stream, self.schema, compression=compression, write_statistics=True,

@@ -139,7 +139,7 @@ def manifest_files(rep: Replicator, name: str = "events", *, active_only: bool =
     store = rep.lake
     manifests = (active_manifests(store, name) if active_only
                  else [load_manifest(store, name, s) for s in list_manifest_seqs(store, name)])
-    return {f.path for m in manifests for f in m.files}
+    return {paths.in_table(store.root, name, f.path) for m in manifests for f in m.files}
 
 
 def staging_entries(rep: Replicator, name: str = "events") -> list[str]:

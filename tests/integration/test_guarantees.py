@@ -195,7 +195,7 @@ def test_reads_stream_in_bounded_batches_and_files(tmp_path: Path, pg_url: str, 
     assert sum(f.rows for f in manifest.files) == 20000
     assert len(manifest.files) >= 4
     for f in manifest.files:
-        meta = pq.ParquetFile(f.path).metadata
+        meta = pq.ParquetFile(f"{rep.lake.root}/events/{f.path}").metadata
         assert meta.num_rows <= 6000
         assert all(meta.row_group(i).num_rows <= 2000 for i in range(meta.num_row_groups))
     _assert_converged(rep, pg_url)

@@ -66,3 +66,22 @@ def test_full_then_incremental_then_idempotent(tmp_path: Path, pg_url: str, s3_l
     assert list_manifest_seqs(rep.lake, "rides") == seqs_before
     assert lake_dataset(rep, "rides").num_rows == rows_before
     assert duckdb_rows(rep, "rides", ["id"], COLUMNS) == expected
+
+
+def test_a_lake_can_be_moved(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
+    """Manifests name files relative to the table folder: a copied lake keeps working at its new place."""
+    import shutil
+
+    _setup(pg_url)
+    tables = {"rides": "source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\n"}
+    first = Replicator.from_path(write_project(tmp_path / "a", sources={"app": pg_url}, lake=str(tmp_path / "lake-a"),
+                                               warehouse=duckdb_url, tables=tables))
+    first.sync("rides")
+    shutil.copytree(tmp_path / "lake-a", tmp_path / "lake-b")
+    shutil.rmtree(tmp_path / "lake-a")
+    moved = Replicator.from_path(write_project(tmp_path / "b", sources={"app": pg_url}, lake=str(tmp_path / "lake-b"),
+                                               warehouse=f"duckdb:///{tmp_path / 'w2.duckdb'}", tables=tables))
+    assert moved.read_table("rides").num_rows == 5000
+    execute(pg_url, "UPDATE rides SET status = 'x', updated_at = now() + interval '1 second' WHERE id = 1")
+    again = moved.sync("rides")
+    assert again.extract.batch_id == 2 and again.load.rows_in_table == 5000

@@ -97,6 +97,18 @@ def cmd_reconcile(rep: Replicator, args: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+def cmd_compact(rep: Replicator, args: argparse.Namespace) -> int:
+    from .config import parse_duration
+
+    retention = parse_duration(args.retention)
+    for name in args.names or list(rep.project.tables):
+        r = rep.compact(name, retention)
+        done = f"batch {r.batch_id}" if r.batch_id else "nothing to rewrite"
+        print(f"{name}: {r.files_before} files ({r.rows_before:,} row versions) -> {r.files_after} files "
+              f"({r.rows_after:,} rows), {done}; {r.removed_history_files} history files past {args.retention} removed")
+    return 0
+
+
 def cmd_validate(rep: Replicator, args: argparse.Namespace) -> int:
     from .validate import validate_live
 
@@ -164,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply-deletes", action="store_true",
                    help="commit _deleted markers for keys gone from the source (within delete_guard)")
     p.set_defaults(func=cmd_reconcile)
+    p = sub.add_parser("compact", help="rewrite small lake files into a snapshot batch; drop history past retention")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--retention", default="7d", help="keep time travel for this long (default 7d)")
+    p.set_defaults(func=cmd_compact)
     p = sub.add_parser("onboard", help="write schemas/<name>.yml for a source table (or --update an existing one)")
     p.add_argument("source", nargs="?")
     p.add_argument("table", nargs="?")

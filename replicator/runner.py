@@ -34,6 +34,7 @@ from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
 
 if TYPE_CHECKING:
+    from .compaction import CompactionResult
     from .reconcile import ReconcileReport
 
 __all__ = ["LoadResult", "Replicator", "SyncResult", "TableStatus"]
@@ -166,6 +167,13 @@ class Replicator:
                   "deleted": len(report.deleted_keys) if apply_deletes else 0}
         self.lake.write_bytes(last_reconcile_path(self.lake.root, name), json.dumps(record).encode())
         return report
+
+    def compact(self, name: str, retention: dt.timedelta = dt.timedelta(days=7)) -> CompactionResult:
+        """Rewrite the table's live files as one snapshot batch and remove history older than `retention`."""
+        from .compaction import compact_table
+
+        self.project.table(name)
+        return compact_table(self, name, retention)
 
     def _reconcile_due(self, name: str, every: dt.timedelta) -> bool:
         try:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from .. import watermark as wm
 from ..duckdb_sql import ident, to_arrow
+from ..errors import LakeError
 from . import paths
 from .manifest import Manifest, list_manifest_seqs, load_manifest
 from .store import LakeStore, lake_error
@@ -124,6 +125,12 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
     if as_of is not None:
         relative = [f.path for m in manifests for f in m.files]
         files = [p if store.exists(p) else superseded_path(store, table, r) for p, r in zip(files, relative)]
+        gone = [p for p in files if not store.exists(p)]
+        if gone:
+            raise LakeError(
+                f"lake: the state of {table!r} after batch {as_of} is older than the retention: its file "
+                f"{store.uri(gone[0])} was removed by `replicator compact`"
+            )
     data = read_files(store, files, schema=schema)
     return latest_per_key(data, key, watermark)
 

@@ -1,0 +1,104 @@
+"""`replicator compact`: rewrite a table's live files as one snapshot batch; drop history past retention.
+
+The snapshot is an ordinary full batch (same commit protocol: staged parts, exclusive manifest, publish)
+whose rows keep their own `_batch_id` and `_loaded_at` and land in their original `dt=` partition, so
+the current state and every time-travel state inside the retention read exactly as before. The files it
+replaces move to `_superseded/`, where they serve time travel until the retention passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .lake import (
+    BatchWriter,
+    Manifest,
+    acquire_lease,
+    active_manifests,
+    commit_manifest,
+    current_state,
+    list_manifest_seqs,
+    load_manifest,
+    paths,
+)
+from .lake.manifest import encode_schema
+from .lake.publish import finish_publish, publish, superseded_path
+from .types import schema_fingerprint
+
+__all__ = ["CompactionResult", "compact_table"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    table: str
+    batch_id: int | None
+    files_before: int
+    files_after: int
+    rows_before: int
+    rows_after: int
+    removed_history_files: int
+
+
+def _expired_files(rep: Any, name: str, retention: dt.timedelta, now: dt.datetime) -> list[str]:
+    """Superseded files no time-travel state inside the retention needs."""
+    store = rep.lake
+    seqs = list_manifest_seqs(store, name)
+    manifests = [load_manifest(store, name, s) for s in seqs]
+    inside = [m for m in manifests if dt.datetime.fromisoformat(m.created_at) >= now - retention]
+    first_kept = inside[0].seq if inside else manifests[-1].seq
+    # The state after `first_kept` starts at the latest full batch at or before it; older files are history.
+    base = max((m.seq for m in manifests if m.mode == "full" and m.seq <= first_kept), default=0)
+    return [superseded_path(store, name, f.path) for m in manifests if m.seq < base for f in m.files]
+
+
+def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionResult:
+    table = rep.project.table(name)
+    store = rep.lake
+    run_id = uuid.uuid4().hex
+    now = dt.datetime.now(dt.timezone.utc)
+    with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl):
+        previous = load_manifest(store, name, list_manifest_seqs(store, name)[-1]) if list_manifest_seqs(store, name) else None
+        if previous is None:
+            return CompactionResult(name, None, 0, 0, 0, 0, 0)
+        chain = active_manifests(store, name)
+        finish_publish(store, previous, name, active_manifests(store, name, as_of=previous.seq - 1) if previous.mode == "full" else [])
+        files_before = sum(len(m.files) for m in chain)
+        rows_before = sum(m.rows for m in chain)
+        batch_id: int | None = None
+        files_after = files_before
+        rows_after = rows_before
+        if files_before > 1 or rows_before != previous.rows:
+            state = current_state(store, name, table.primary_key, table.watermark)
+            schema = previous.schema
+            state = state.select(schema.names).cast(schema)
+            seq = previous.seq + 1
+            # Rows keep their load date as their partition when the table has no partition column.
+            writer = BatchWriter(store, name, seq, run_id, schema, rep.project.config.lake,
+                                 table.partition_by or "_loaded_at", table.partition_granularity, table.watermark,
+                                 now.date(), table.null_fallback)
+            for batch in state.to_batches(max_chunksize=rep.project.config.lake.row_group_rows):
+                writer.write(batch)
+            files = writer.close()
+            manifest = Manifest(
+                table=name, seq=seq, run_id=run_id, mode="full", created_at=now.isoformat(), rows=state.num_rows,
+                files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
+                watermark_column=previous.watermark_column, watermark_before=previous.watermark,
+                watermark=previous.watermark, max_seen=previous.max_seen, watermark_key=previous.watermark_key,
+                horizon=previous.horizon, read_lower=previous.read_lower, content_hash=previous.content_hash,
+                stats={"compaction_of": [m.seq for m in chain]},
+            )
+            commit_manifest(store, manifest)
+            publish(store, manifest, chain)
+            store.delete_dir(paths.staging_dir(store.root, name, run_id))
+            batch_id, files_after, rows_after = seq, len(files), state.num_rows
+        expired = [p for p in _expired_files(rep, name, retention, now) if store.exists(p)]
+        for path in expired:
+            store.delete(path)
+        log.info("table %r: compacted %d files into %d; removed %d history files", name, files_before, files_after, len(expired))
+        return CompactionResult(name, batch_id, files_before, files_after, rows_before, rows_after, len(expired))

@@ -28,6 +28,7 @@ _HAVE_ADBC = importlib.util.find_spec("adbc_driver_postgresql") is not None
 __all__ = ["arrow_path_available", "conform", "read_chunk_arrow"]
 
 _SETTING_PREFIX = "replicator."
+_BATCH_BYTES = 4 * 2**20
 _TRANSIENT = ("could not connect", "Connection refused", "server closed", "terminating connection",
               "connection to server", "timeout expired", "SSL SYSCALL")
 
@@ -114,6 +115,8 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(names)))
         cur.execute(f"SELECT {calls}", parameters=tuple(x for n in names for x in (n, values[n])))
         cur.fetchall()
+        # Smaller result batches than ADBC's 16 MiB default keep the read-ahead's memory small.
+        cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)})
         cur.execute(query)
         reader = cur.fetch_record_batch()
         for batch in reader:

@@ -7,6 +7,7 @@ import socket
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,20 +56,29 @@ def s3_lake(s3_endpoint: str) -> str:
     return f"s3://{bucket}/lake"
 
 
-@pytest.fixture()
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped after the test."""
-    name = f"rt_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def pg_database(prefix: str = "rt", drivername: str | None = None) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    if drivername:
+        url = url.set(drivername=drivername)
     try:
-        yield url
+        yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture()
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped after the test."""
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture()

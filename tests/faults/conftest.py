@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from ..conftest import PG_ADMIN_URL
+from ..conftest import pg_database
 from .common import STATS
 
 
 @pytest.fixture()
 def pg_warehouse() -> Iterator[str]:
     """A second, empty PostgreSQL database used as the warehouse (postgresql://...)."""
-    name = f"rw_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name, drivername="postgresql")
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with pg_database("rw", drivername="postgresql") as url:
+        yield url
 
 
 @pytest.fixture()

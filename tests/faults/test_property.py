@@ -8,19 +8,17 @@ Each example gets a fresh lake and warehouse (temporary folders) and an emptied 
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from replicator import Replicator
 
-from ..conftest import PG_ADMIN_URL, execute, query
+from ..conftest import execute, pg_database, query
 from .common import assert_converged, create_events, write_project
 
 pytestmark = pytest.mark.integration
@@ -32,18 +30,9 @@ set_hypothesis_home_dir(tempfile.mkdtemp(prefix="replicator-hypothesis-"))
 @pytest.fixture(scope="module")
 def prop_pg() -> Iterator[str]:
     """One PostgreSQL database for every example of the module (the table is truncated per example)."""
-    name = f"rp_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    create_events(url)
-    try:
+    with pg_database("rp") as url:
+        create_events(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 picks = st.lists(st.integers(0, 10_000), min_size=1, max_size=8)

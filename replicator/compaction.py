@@ -25,7 +25,7 @@ from .lake import (
     load_manifest,
     paths,
 )
-from .lake.manifest import encode_schema
+from .lake.manifest import encode_schema, watermark_state
 from .lake.publish import finish_publish, publish, superseded_path
 from .types import schema_fingerprint
 
@@ -88,9 +88,7 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
             manifest = Manifest(
                 table=name, seq=seq, run_id=run_id, mode="full", created_at=now.isoformat(), rows=state.num_rows,
                 files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
-                watermark_column=previous.watermark_column, watermark_before=previous.watermark,
-                watermark=previous.watermark, max_seen=previous.max_seen, watermark_key=previous.watermark_key,
-                horizon=previous.horizon, read_lower=previous.read_lower, content_hash=previous.content_hash,
+                **watermark_state(previous), content_hash=previous.content_hash,
                 stats={"compaction_of": [m.seq for m in chain]},
             )
             commit_manifest(store, manifest)

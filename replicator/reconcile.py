@@ -32,7 +32,7 @@ from .lake import (
     read_files,
 )
 from .lake import paths as lake_paths
-from .lake.manifest import encode_schema
+from .lake.manifest import encode_schema, watermark_state
 from .lake.publish import publish
 from .lake.reader import latest_per_key
 from .sources import ReadRequest, TableSchema
@@ -211,9 +211,7 @@ def commit_deletes(rep: Any, name: str, keys: Sequence[tuple[Any, ...]], lake_ro
         manifest = Manifest(
             table=name, seq=seq, run_id=run_id, mode="incremental", created_at=loaded_at.isoformat(), rows=n,
             files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
-            watermark_column=previous.watermark_column, watermark_before=previous.watermark,
-            watermark=previous.watermark, max_seen=previous.max_seen, watermark_key=previous.watermark_key,
-            horizon=previous.horizon, read_lower=previous.read_lower, stats={"deletion_markers": n},
+            **watermark_state(previous), stats={"deletion_markers": n},
         )
         commit_manifest(store, manifest)
         publish(store, manifest)

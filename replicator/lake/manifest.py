@@ -71,6 +71,13 @@ class Manifest:
         return cls(**raw)
 
 
+def watermark_state(previous: Manifest) -> dict[str, Any]:
+    """The watermark fields of `previous`, for a batch that reads nothing from the source (markers, compaction)."""
+    return {"watermark_column": previous.watermark_column, "watermark_before": previous.watermark,
+            "watermark": previous.watermark, "max_seen": previous.max_seen, "watermark_key": previous.watermark_key,
+            "horizon": previous.horizon, "read_lower": previous.read_lower}
+
+
 def encode_schema(schema: pa.Schema) -> str:
     return base64.b64encode(schema.serialize().to_pybytes()).decode()
 

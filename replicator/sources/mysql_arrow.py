@@ -17,10 +17,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secrets
+from ..errors import ReplicatorError
 from ..types import ColumnSpec
+from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
-from .postgres_arrow import conform
 
 # Imported on first use (a large native module); the row path works without it.
 _HAVE_CONNECTORX = importlib.util.find_spec("connectorx") is not None
@@ -53,12 +53,6 @@ def _cast_type(t: pa.DataType) -> sa.types.TypeEngine[Any] | None:
 
 def arrow_path_available(schema: TableSchema) -> bool:
     return _HAVE_CONNECTORX and all(_exact(c) for c in schema.columns)
-
-
-def _translate(source: str, exc: BaseException) -> ReplicatorError:
-    text = mask_secrets(str(exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-    cls = SourceUnavailable if any(m in text for m in _TRANSIENT) else SourceError
-    return cls(f"source {source!r}: cannot read: {text}")
 
 
 def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
@@ -100,6 +94,6 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     except BaseException as exc:  # connectorx reports driver failures as RuntimeError or a Rust panic
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
-        raise _translate(source.name, exc) from exc
+        raise reader_error(source.name, exc, _TRANSIENT) from exc
 
 

@@ -15,17 +15,16 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secrets
 from ..types import ColumnSpec
+from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
 
 # Imported on first use (it loads libpq and the ADBC driver manager); the row path works without it.
 _HAVE_ADBC = importlib.util.find_spec("adbc_driver_postgresql") is not None
 
-__all__ = ["arrow_path_available", "conform", "read_chunk_arrow"]
+__all__ = ["arrow_path_available", "read_chunk_arrow"]
 
 _SETTING_PREFIX = "replicator."
 _BATCH_BYTES = 4 * 2**20
@@ -50,33 +49,12 @@ def arrow_path_available(schema: TableSchema, key_values: tuple[Any, ...] | None
     return all(_exact_from_adbc(c.arrow_type) for c in schema.columns)
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast what ADBC delivered to the table's exact schema (numeric text -> decimal is checked, never rounded)."""
-    arrays = []
-    for array, field in zip(batch.columns, schema):
-        if isinstance(array.type, pa.ExtensionType):
-            array = array.storage
-        if array.type != field.type:
-            try:
-                array = pc.cast(array, field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SourceError(f"column {field.name!r}: a value does not fit {field.type}: {exc}") from exc
-        arrays.append(array)
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
 def _setting_text(value: Any) -> str:
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, (int, Decimal, str)):
         return str(value)
     raise TypeError(f"cannot pass a {type(value).__name__} to the query")
-
-
-def _translate(source: str, exc: Exception) -> ReplicatorError:
-    text = mask_secrets(str(exc)).strip().splitlines()[0]
-    cls = SourceUnavailable if any(m in text for m in _TRANSIENT) else SourceError
-    return cls(f"source {source!r}: cannot read: {text}")
 
 
 def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
@@ -107,7 +85,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     try:
         conn = adbc_pg.connect(uri, autocommit=True)
     except adbc_driver_manager.Error as exc:
-        raise _translate(source.name, exc) from exc
+        raise reader_error(source.name, exc, _TRANSIENT) from exc
     try:
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -125,6 +103,6 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
                 yield batch.slice(offset, step)
         cur.execute("COMMIT")
     except adbc_driver_manager.Error as exc:
-        raise _translate(source.name, exc) from exc
+        raise reader_error(source.name, exc, _TRANSIENT) from exc
     finally:
         conn.close()

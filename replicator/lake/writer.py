@@ -17,7 +17,7 @@ from . import paths
 from .manifest import DataFile
 from .store import LakeStore, lake_error
 
-__all__ = ["BatchWriter", "partition_column"]
+__all__ = ["BatchWriter", "dictionary_columns", "partition_column"]
 
 _MAX_OPEN_FILES = 32
 _PARALLEL_UPLOADS = 4
@@ -98,7 +98,8 @@ class BatchWriter:
         self._buffered.pop(partition, None)
         if not tables:
             return
-        data = pa.concat_tables(tables).combine_chunks()
+        # Chunked is fine: the Parquet writer encodes each column chunk by chunk, so no combined copy is made.
+        data = pa.concat_tables(tables)
         offset = 0
         while offset < data.num_rows:
             handle = self._open.get(partition) or self._open_file(partition)
@@ -124,7 +125,7 @@ class BatchWriter:
         compression = None if self.config.compression == "none" else self.config.compression
         try:
             writer = pq.ParquetWriter(stream, self.schema, compression=compression, write_statistics=True,
-                                      write_page_index=True, use_dictionary=True)
+                                      write_page_index=True, use_dictionary=dictionary_columns(self.schema))
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", staging, exc) from exc
         handle = _OpenFile(writer, stream, staging, final, partition)
@@ -182,6 +183,18 @@ class BatchWriter:
         except Exception:  # the staging folder holding what was uploaded is removed next
             pass
         self.store.delete_dir(paths.staging_dir(self.store.root, self.table, self.run_id))
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str] | bool:
+    """Dictionary-encode text and binary columns only.
+
+    Numbers and timestamps are rarely low-cardinality; trying a dictionary on them and falling back
+    cost 2x the encode time of the whole file and made it larger (bench/, 2M rides: 1.25 s and 88 MiB
+    against 0.5 s and 67 MiB with zstd).
+    """
+    names = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+             or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    return names or False
 
 
 def _min(a: Any, b: Any) -> Any:

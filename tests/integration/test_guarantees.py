@@ -198,6 +198,16 @@ def test_reads_stream_in_bounded_batches_and_files(tmp_path: Path, pg_url: str, 
         meta = pq.ParquetFile(f"{rep.lake.root}/events/{f.path}").metadata
         assert meta.num_rows <= 6000
         assert all(meta.row_group(i).num_rows <= 2000 for i in range(meta.num_row_groups))
+        # Written for readers: zstd, min/max statistics and a page index on every column, and a
+        # dictionary for text only (numbers and timestamps are encoded plain).
+        names = meta.schema.names
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                column = meta.row_group(g).column(c)
+                assert column.compression == "ZSTD"
+                assert column.is_stats_set and column.statistics.has_min_max
+                assert column.has_column_index and column.has_offset_index
+                assert column.has_dictionary_page == (names[c] == "payload"), names[c]
     _assert_converged(rep, pg_url)
 
 

@@ -84,6 +84,9 @@ class StepRunner:
 def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool = False) -> dict[str, Any]:
     steps = StepRunner(dialect, work / f"run{run}-{dialect}")
     steps.run("floor", ["floor", "--dialect", dialect, "--table", SOURCE_TABLE])
+    steps.folder.mkdir(parents=True, exist_ok=True)
+    steps.run("arrow_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,
+                            "--out", str(steps.folder / "arrow_ref.parquet")])
     local = steps.project("local")
     steps.run("full_local", ["extract", "--project", local])
     if s3 is not None:

@@ -20,6 +20,7 @@ __all__ = ["STEPS", "TARGETS", "Target", "machine_info", "memory_scale_markdown"
 # Report order, and a one-line description each (also used by the README).
 STEPS: dict[str, str] = {
     "floor": "the database's own client reading the table (the reference)",
+    "arrow_ref": "no replicator: the driver's Arrow batches straight into one ParquetWriter (same-run baseline)",
     "full_local": "extract: full read -> Parquet -> commit, local lake",
     "full_s3": "extract: full read -> Parquet -> commit, S3 lake (moto)",
     "warehouse_load": "load: the full batch from the local lake into DuckDB",
@@ -41,7 +42,8 @@ class Target:
     dialect: str | None = None
 
     def applies(self, dialect: str, step: str) -> bool:
-        return self.step in (step, "*") and self.dialect in (None, dialect) and not (self.step == "*" and step == "floor")
+        references = ("floor", "arrow_ref")  # not replicator: no target applies to them
+        return self.step in (step, "*") and self.dialect in (None, dialect) and step not in references
 
     def met(self, value: float | None) -> bool | None:
         if value is None:
@@ -62,8 +64,9 @@ TARGETS: tuple[Target, ...] = (
 _IN_PROCESS = {"wall_s": "op_s", "x_floor": "op_x_floor", "rows_per_s": "op_rows_per_s"}
 
 
-def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows: int) -> dict[str, Any]:
-    """Per-run numbers of one step: rows, rows/s and the ratio to the same run's floor, by wall and in-process."""
+def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows: int,
+            ref_wall: float | None = None) -> dict[str, Any]:
+    """Per-run numbers of one step: rows, rows/s and the ratios to the same run's floor and arrow_ref."""
     out = dict(raw)
     if step == "floor":
         rows = table_rows
@@ -77,6 +80,7 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
     out["op_rows_per_s"] = rows / op if op and rows else None
     out["x_floor"] = wall / floor_wall if wall and floor_wall else None
     out["op_x_floor"] = op / floor_wall if op and floor_wall else None
+    out["x_ref"] = wall / ref_wall if wall and ref_wall and step.startswith("full_") else None
     out["startup_s"] = wall - op if wall and op is not None else None
     return out
 
@@ -87,7 +91,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 _MEDIAN_KEYS = ("wall_s", "op_s", "cpu_s", "import_s", "startup_s", "rows", "rows_per_s", "op_rows_per_s", "x_floor",
-                "op_x_floor", "peak_rss_mib", "bytes", "files", "rows_committed", "rows_loaded", "extract_s", "load_s")
+                "op_x_floor", "x_ref", "peak_rss_mib", "bytes", "files", "rows_committed", "rows_loaded", "extract_s", "load_s")
 
 
 def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -97,11 +101,13 @@ def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str
     for run in runs:
         floor = run["steps"].get("floor", {})
         floor_wall = floor.get("wall_s") if not floor.get("error") else None
+        ref = run["steps"].get("arrow_ref", {})
+        ref_wall = ref.get("wall_s") if not ref.get("error") else None
         for step, raw in run["steps"].items():
             if raw.get("error"):
                 errors.setdefault(run["dialect"], {}).setdefault(step, []).append(f"{step}, run {run['run']}: {raw['error']}")
                 continue
-            per.setdefault(run["dialect"], {}).setdefault(step, []).append(_derive(step, raw, floor_wall, table_rows))
+            per.setdefault(run["dialect"], {}).setdefault(step, []).append(_derive(step, raw, floor_wall, table_rows, ref_wall))
     summary: dict[str, dict[str, dict[str, Any]]] = {}
     for dialect in dict.fromkeys([r["dialect"] for r in runs]):
         steps: dict[str, dict[str, Any]] = {}
@@ -157,7 +163,8 @@ def to_markdown(summary: dict[str, dict[str, dict[str, Any]]], machine: dict[str
               f"dialects: {', '.join(config['dialects'])}{'; S3 skipped' if config['skip_s3'] else ''}",
               "- wall = the child process from spawn to exit (interpreter start and imports included); "
               "in-proc = the operation alone, timed inside the child; CPU = the child's user + system time "
-              "(database servers and moto not included); × floor = wall / the same run's floor wall; "
+              "(database servers and moto not included); × floor = wall / the same run's floor wall; × ref = wall / "
+              "the same run's arrow_ref wall (the bare driver -> ParquetWriter path, no replicator); "
               "peak RSS = the child's ru_maxrss from wait4.",
               *_load_lines(machine, config),
               ""]
@@ -168,16 +175,16 @@ def to_markdown(summary: dict[str, dict[str, dict[str, Any]]], machine: dict[str
         touched = config.get("touched_rows", {}).get(dialect)
         change = f" The 2% change is one UPDATE of {touched:,} rows (id % 50 = 0)." if touched else ""
         lines += [f"## {dialect}", "", f"floor: {floor_note}.{change}", "",
-                  "| step | wall s | in-proc s | CPU s | rows | rows/s | × floor | peak RSS MiB | Parquet MiB | target | met |",
-                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
+                  "| step | wall s | in-proc s | CPU s | rows | rows/s | × floor | × ref | peak RSS MiB | Parquet MiB | target | met |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
         for step, m in steps.items():
             if not m["runs"]:
-                lines.append(f"| {step} | error | | | | | | | | | |")
+                lines.append(f"| {step} | error | | | | | | | | | | |")
                 continue
             targets = m["targets"]
             lines.append(
                 f"| {step} | {_fmt(m['wall_s'])} | {_fmt(m['op_s'])} | {_fmt(m['cpu_s'])} | {_fmt(m['rows'], ',.0f')} | "
-                f"{_rate(m['rows_per_s'])} | {_fmt(m['x_floor']) if step != 'floor' else '1.00'} | "
+                f"{_rate(m['rows_per_s'])} | {_fmt(m['x_floor']) if step != 'floor' else '1.00'} | {_fmt(m['x_ref'])} | "
                 f"{_fmt(m['peak_rss_mib'], '.0f')} | {_fmt(m['bytes'], '.1f', _MIB) if m['bytes'] else '–'} | "
                 f"{'; '.join(t['label'] for t in targets) or '–'} | {'; '.join(_verdict(t) for t in targets) or '–'} |"
             )

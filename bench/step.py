@@ -6,6 +6,9 @@ only it can see: rows, files and bytes, how long its imports took and how long t
 
 Steps:
   floor    --dialect D --table T            the database's own client dumping the table to /dev/null
+  arrow_ref --dialect D --table T --out F   the bare Arrow-native path, no replicator: the driver's record
+                                            batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
+                                            one ParquetWriter, zstd, in one thread
   extract  --project P                      Replicator.extract("rides")
   load     --project P                      Replicator.load("rides") (lake -> DuckDB)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
@@ -20,6 +23,7 @@ _STARTED = time.perf_counter()  # before any import below, so import time is mea
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
@@ -56,6 +60,47 @@ def _floor(args: argparse.Namespace) -> dict[str, Any]:
     return {"op_s": time.perf_counter() - started, "import_s": 0.0}
 
 
+def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
+    """The path the issue measured fastest (1.29x / 1.57x its binary floors), as a same-run baseline.
+
+    No conforming to exact types, no commit, no lake columns: what a hand-written script would do.
+    """
+    imported = time.perf_counter()
+    import pyarrow.parquet as pq
+
+    query = f"select * from {args.table}"  # noqa: S608 - floor_command() checks the name
+    floor_command(args.dialect, args.table)
+    if args.dialect == "postgresql":
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
+        conn = adbc_pg.connect(f"postgresql://postgres@127.0.0.1:5432/{_DATABASE}", autocommit=True)
+        cursor = conn.cursor()
+        started = time.perf_counter()
+        cursor.execute(query)
+        batches = cursor.fetch_record_batch()
+    else:
+        import connectorx
+
+        conn = None
+        started = time.perf_counter()
+        batches = connectorx.read_sql(f"mysql://root@127.0.0.1:3306/{_DATABASE}", query,
+                                      return_type="arrow_stream", batch_size=50_000)
+    writer, rows = None, 0
+    for batch in batches:
+        if writer is None:
+            strings = [f.name for f in batch.schema if str(f.type) in ("string", "large_string")]
+            writer = pq.ParquetWriter(args.out, batch.schema, compression="zstd", use_dictionary=strings or False)
+        writer.write_batch(batch)
+        rows += batch.num_rows
+    if writer is not None:
+        writer.close()
+    if conn is not None:
+        cursor.close()
+        conn.close()
+    return {"op_s": time.perf_counter() - started, "import_s": started - imported, "rows_read": rows,
+            "bytes": os.path.getsize(args.out) if writer is not None else 0}
+
+
 def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     import replicator
@@ -89,14 +134,19 @@ def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["floor", "extract", "load", "sync"])
+    parser.add_argument("step", choices=["floor", "arrow_ref", "extract", "load", "sync"])
     parser.add_argument("--project", help="replicator.yml of the bench project (extract, load, sync)")
     parser.add_argument("--dialect", help="postgresql or mariadb (floor)")
-    parser.add_argument("--table", default=TABLE, help="source table (floor)")
+    parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
+    parser.add_argument("--out", help="the Parquet file arrow_ref writes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.step == "floor":
         result = _floor(args)
+    elif args.step == "arrow_ref":
+        if not (args.dialect and args.out):
+            parser.error("arrow_ref needs --dialect and --out")
+        result = _arrow_ref(args)
     else:
         if not args.project:
             parser.error(f"{args.step} needs --project")

@@ -19,7 +19,7 @@ def open_warehouse(config: WarehouseConfig) -> WarehouseLoader:
         path = url[len("duckdb:///"):] if url.startswith("duckdb:///") else url[len("duckdb://"):]
         from .duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(path or ":memory:", config.schema_)
+        return DuckDBWarehouse(path or ":memory:", config.schema_, config.memory_limit)
     if scheme in ("postgresql", "postgres"):
         dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
         from .postgres import PostgresWarehouse

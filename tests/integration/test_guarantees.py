@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from replicator import LockError, Replicator
+from replicator.errors import WarehouseError
 from replicator.lake import list_manifest_seqs, load_manifest
 from replicator.sources import ReadRequest
 
@@ -208,6 +209,26 @@ def test_reads_stream_in_bounded_batches_and_files(tmp_path: Path, pg_url: str, 
                 assert column.is_stats_set and column.statistics.has_min_max
                 assert column.has_column_index and column.has_offset_index
                 assert column.has_dictionary_page == (names[c] == "payload"), names[c]
+    _assert_converged(rep, pg_url)
+
+
+def test_duckdb_loads_larger_than_its_memory_limit_spill(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
+    """warehouse.memory_limit bounds DuckDB: a load bigger than it completes; one too big to hold says what to raise."""
+    execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
+            "now() - interval '1 hour' FROM generate_series(1, 1200000) g")
+    rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
+    rep.project.config.warehouse.__dict__.update(memory_limit="8MB")
+    with pytest.raises(WarehouseError, match=r"Out of Memory.*raise warehouse.memory_limit \(now 8MB\)"):
+        rep.sync("events")
+    assert rep.warehouse.last_loaded_seq("events") == 0
+
+    rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
+    rep.project.config.warehouse.__dict__.update(memory_limit="64MB")  # the batch holds ~115 MB of text
+    assert rep.load("events").rows_loaded == 1200000
+    execute(pg_url, "UPDATE events SET payload = 'v2-' || payload, updated_at = now() WHERE id % 2 = 0")
+    assert rep.sync("events").load.rows_loaded == 600000
+    with rep.warehouse._connect() as con:  # type: ignore[attr-defined]
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("61.0 MiB", "64.0 MB")
     _assert_converged(rep, pg_url)
 
 

@@ -231,6 +231,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path, text: str, line: int
     problem_about(err, str(tmp_path / "schemas" / "rides.yml"), f"line {line}", "malformed YAML")
 
 
+def test_warehouse_memory_limit_defaults_and_rejects_a_non_size(tmp_path: Path) -> None:
+    assert load_project(make_project(tmp_path)).config.warehouse.memory_limit == "512MB"
+    path = make_project(tmp_path, PROJECT + "  memory_limit: lots\n")
+    problem_about(config_error(path), str(path), "warehouse.memory_limit", "write it like 128MB or 2GiB")
+
+
 def test_malformed_project_file_names_file_and_line(tmp_path: Path) -> None:
     path = make_project(tmp_path, "sources:\n  app:\n    url: 'sqlite:///app.db\nlake:\n")
     err = config_error(path)

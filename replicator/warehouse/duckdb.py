@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -34,7 +35,7 @@ class DuckDBWarehouse:
         # A file database spills beyond the limit, so memory stays flat however big the table
         # (DuckDB's own default is 80% of RAM; bench/, 2M-row full load: peak RSS 520 -> 385 MiB at
         # 512MB, same speed). It must still hold a few Parquet row groups: 1 KB rows need ~300MB.
-        config = {"memory_limit": self.memory_limit} if self.memory_limit and self.path != ":memory:" else {}
+        config: dict[str, Any] = {"memory_limit": self.memory_limit} if self.memory_limit and self.path != ":memory:" else {}
         try:
             con = duckdb.connect(self.path, config=config)
         except duckdb.IOException as exc:

@@ -71,15 +71,15 @@ class WarehouseConfig(_Strict):
     url: str
     schema_: str = Field(default="raw", alias="schema", min_length=1)
     memory_limit: str = Field(
-        default="512MB",
-        description="DuckDB only: its buffer manager's limit for a load (it spills beyond it), e.g. 512MB, 2GiB",
+        default="auto",
+        description="DuckDB only: the limit of a load (it spills beyond it): auto, or a size like 512MB, 2GiB",
     )
 
     @field_validator("memory_limit")
     @classmethod
     def _size(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", value.strip()):
-            raise ValueError("not a size; write it like 128MB or 2GiB")
+        if value.strip() != "auto" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", value.strip()):
+            raise ValueError("not a size; write auto, or a size like 512MB or 2GiB")
         return value.strip()
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

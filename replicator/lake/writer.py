@@ -91,15 +91,26 @@ class BatchWriter:
         self._buffers.setdefault(partition, []).append(table)
         self._buffered[partition] = self._buffered.get(partition, 0) + table.num_rows
         if self._buffered[partition] >= self.config.row_group_rows:
-            self._flush(partition)
+            self._flush(partition, whole_groups=True)
 
-    def _flush(self, partition: str) -> None:
+    def _flush(self, partition: str, whole_groups: bool = False) -> None:
+        """Write what `partition` holds; with `whole_groups`, only full row groups, keeping the rest.
+
+        Keeping the remainder makes every row group but a file's last one exactly `row_group_rows`
+        long, instead of a full group and a sliver per flush.
+        """
         tables = self._buffers.pop(partition, [])
         self._buffered.pop(partition, None)
         if not tables:
             return
         # Chunked is fine: the Parquet writer encodes each column chunk by chunk, so no combined copy is made.
         data = pa.concat_tables(tables)
+        if whole_groups:
+            end = data.num_rows - data.num_rows % self.config.row_group_rows
+            if end < data.num_rows:
+                self._buffers[partition] = [data.slice(end)]
+                self._buffered[partition] = data.num_rows - end
+            data = data.slice(0, end)
         offset = 0
         while offset < data.num_rows:
             handle = self._open.get(partition) or self._open_file(partition)

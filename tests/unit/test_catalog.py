@@ -232,9 +232,9 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path, text: str, line: int
 
 
 def test_warehouse_memory_limit_defaults_and_rejects_a_non_size(tmp_path: Path) -> None:
-    assert load_project(make_project(tmp_path)).config.warehouse.memory_limit == "512MB"
+    assert load_project(make_project(tmp_path)).config.warehouse.memory_limit == "auto"
     path = make_project(tmp_path, PROJECT + "  memory_limit: lots\n")
-    problem_about(config_error(path), str(path), "warehouse.memory_limit", "write it like 128MB or 2GiB")
+    problem_about(config_error(path), str(path), "warehouse.memory_limit", "write auto, or a size like 512MB or 2GiB")
 
 
 def test_malformed_project_file_names_file_and_line(tmp_path: Path) -> None:

@@ -274,7 +274,7 @@ class SqlSource:
 
     def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
         """Stream record batches of the request; chunked requests read keyset chunks, one snapshot each."""
-        chunk = self.config.chunk_rows if request.chunked else None
+        chunk = self.chunk_rows(request) if request.chunked else None
         after: tuple[Any, ...] | None = None
         while True:
             got = 0
@@ -286,6 +286,10 @@ class SqlSource:
             if chunk is None or got < chunk or last is None:
                 return
             after = tuple(last.column(k)[last.num_rows - 1].as_py() for k in request.table.primary_key)
+
+    def chunk_rows(self, request: ReadRequest) -> int:
+        """Rows per keyset chunk of a full read."""
+        return self.config.chunk_rows
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         """One statement in one snapshot, through a server-side cursor, as record batches."""

@@ -19,6 +19,8 @@ from .mysql_arrow import arrow_path_available, read_chunk_arrow
 
 log = logging.getLogger(__name__)
 
+_ARROW_CHUNK_BATCHES = 8  # connectorx keyset chunks of at most 8 batches (400,000 rows by default)
+
 
 class MySQLSource(SqlSource):
     dialect = "mysql"
@@ -56,6 +58,13 @@ class MySQLSource(SqlSource):
             with self.connect() as conn:
                 self._mariadb = bool(conn.dialect.is_mariadb)  # type: ignore[attr-defined]
         return self._mariadb
+
+    def chunk_rows(self, request: ReadRequest) -> int:
+        # connectorx decodes ahead of its consumer without a bound, so while Parquet encoding or an
+        # upload is slower than the read, a chunk piles up in memory: smaller chunks cap that.
+        if self.use_arrow and arrow_path_available(request.schema):
+            return min(self.config.chunk_rows, _ARROW_CHUNK_BATCHES * self.config.batch_rows)
+        return self.config.chunk_rows
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         if self.use_arrow and arrow_path_available(request.schema):

@@ -109,3 +109,19 @@ def test_mariadb_fast_path_equals_row_path_for_every_type(tmp_path: Path, mysql_
         fast, slow = read(True, **kw), read(False, **kw)
         assert fast.num_rows == slow.num_rows == (len(data.MY_ROWS) if kw.get("chunked") else len(data.MY_ROWS) - 1)
         assert fast.equals(slow), [n for n in fast.column_names if not fast.column(n).equals(slow.column(n))]
+
+
+def test_mariadb_fast_path_reads_full_tables_in_small_keyset_chunks(tmp_path: Path, mysql_url: str) -> None:
+    """connectorx decodes ahead of its consumer, so its chunks are capped at 8 batches: all rows, each once."""
+    execute(mysql_url, "CREATE TABLE t (id bigint PRIMARY KEY, v varchar(20), updated_at datetime(6) NOT NULL)",
+            "INSERT INTO t SELECT seq, CONCAT('v', seq), '2026-01-01' FROM seq_1_to_2000")
+    project = write_project(tmp_path, sources={"app": mysql_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'w.duckdb'}", source_options="batch_rows: 100",
+                            tables={"t": "source: app\ntable: t\nprimary_key: [id]\nwatermark: updated_at\n"})
+    rep = Replicator.from_path(project)
+    table, source = rep.project.table("t"), rep.source("app")
+    request = ReadRequest(table, source.describe(table), chunked=True)
+    assert source.config.chunk_rows == 1_000_000 and source.chunk_rows(request) == 800
+    batches = list(source.read(request))
+    ids = pa.Table.from_batches(batches).column("id").to_pylist()
+    assert ids == list(range(1, 2001)) and max(b.num_rows for b in batches) <= 100

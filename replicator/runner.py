@@ -29,7 +29,6 @@ from .lake import (
 from .lake.paths import in_table, last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
-from .native_memory import return_large_buffers
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
 from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
@@ -111,7 +110,6 @@ class Replicator:
     def extract(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> ExtractResult:
         """Commit what changed in the source since the last batch as one lake batch."""
         table = self.project.table(name)
-        return_large_buffers()
         try:
             return extract_table(name, table, self.project, self.source(table.source), self.lake,
                                  full_refresh=full_refresh, progress=progress)

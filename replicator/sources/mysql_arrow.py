@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ..errors import ReplicatorError
+from ..native_memory import return_large_buffers
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
@@ -60,6 +61,8 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     """One statement (its own consistent read), read-only, in UTC, with the statement timeout."""
     import connectorx
     from pymysql.converters import escape_item
+
+    return_large_buffers()
 
     variables: dict[str, str] = {}
 

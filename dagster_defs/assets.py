@@ -43,7 +43,7 @@ def table_assets(name: str, table: TableConfig, schema_hint: object = None) -> l
 
     @dg.asset(
         key=tr.lake_key(name), deps=[source_spec], group_name=table.source, description=table.description,
-        owners=table.owners or None, tags=tr.asset_tags(table), kinds={"parquet"}, pool=tr.pool(name),
+        owners=table.owners or None, tags=tr.asset_tags(table), kinds={"parquet"}, pool=tr.source_pool(table.source),
         metadata={**lake_meta, "yaml": f"schemas/{name}.yml"},
     )
     def lake_asset(context: dg.AssetExecutionContext, config: SyncConfig, replicator: ReplicatorResource) -> dg.MaterializeResult:
@@ -58,7 +58,7 @@ def table_assets(name: str, table: TableConfig, schema_hint: object = None) -> l
     @dg.asset(
         key=tr.warehouse_key(name), deps=[lake_asset], group_name=table.source,
         description=f"Current state of {name} in the warehouse, loaded from committed lake batches",
-        owners=table.owners or None, tags=tr.asset_tags(table), kinds={"duckdb"}, pool=tr.pool(name),
+        owners=table.owners or None, tags=tr.asset_tags(table), kinds={"duckdb"}, pool=tr.table_pool(name),
     )
     def warehouse_asset(context: dg.AssetExecutionContext, replicator: ReplicatorResource) -> dg.MaterializeResult:
         with replicator.open() as rep:

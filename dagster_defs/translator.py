@@ -23,8 +23,13 @@ def warehouse_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", name])
 
 
-def pool(name: str) -> str:
-    """One concurrency pool per table: a limit of 1 keeps two runs of one table apart."""
+def source_pool(source: str) -> str:
+    """Extracts share one pool per source: its limit bounds the queries replicator runs on that database."""
+    return f"replicator-source-{source}"
+
+
+def table_pool(name: str) -> str:
+    """Warehouse loads get one pool per table: a limit of 1 keeps two loads of one table apart."""
     return f"replicator-{name}"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from dagster_defs import build_definitions
 from replicator.demo import write_demo_project
@@ -44,6 +45,9 @@ def test_repository_definitions_follow_the_yaml_files() -> None:
         assert graph.get(lake).parent_keys == {src}
         assert graph.get(src).is_external
         assert graph.get(lake).group_name == "app"
+    # One pool per source bounds the queries on it; one per table keeps a table's loads apart.
+    assert [graph.get(dg.AssetKey(["lake", n])).pools for n in names] == [{"replicator-source-app"}] * len(names)
+    assert [graph.get(dg.AssetKey(["warehouse", n])).pools for n in names] == [{f"replicator-{n}"} for n in names]
     rides = graph.get(dg.AssetKey(["lake", "rides"]))
     assert rides.description == "One row per ride request, updated as the ride progresses."
     checks = {(k.asset_key.path[0], k.name) for k in graph.asset_check_keys}
@@ -157,6 +161,29 @@ def test_multiprocess_executor_runs_several_tables_at_once(tmp_path: Path, monke
     assert con.execute("SELECT count(*) FROM raw.rides").fetchone()[0] == 3000
     con.close()
     assert os.environ["REPLICATOR_PROJECT"] == str(project)
+
+
+def test_source_pool_runs_one_extract_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With dagster_home's pool limit of 1, two tables of one source never read it at the same time."""
+    project = _demo(tmp_path / "demo")
+    monkeypatch.setenv("REPLICATOR_PROJECT", str(project))
+    from .jobs import two_tables_job
+
+    limits = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())["concurrency"]
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"concurrency": limits}) as instance:
+        result = dg.execute_job(
+            dg.reconstructable(two_tables_job), instance=instance,
+            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 4}}}},
+        )
+        assert result.success
+        spans: dict[str, list[float]] = {}
+        for record in instance.all_logs(result.run_id):
+            e = record.dagster_event
+            if e and e.step_key and e.step_key.startswith("lake__") and e.event_type_value in ("STEP_START", "STEP_SUCCESS"):
+                spans.setdefault(e.step_key, []).append(record.timestamp)
+    assert len(spans) == 2
+    (a_start, a_end), (b_start, b_end) = sorted(sorted(v) for v in spans.values())
+    assert a_end <= b_start, spans  # the second extract started after the first finished
 
 
 def test_secrets_never_reach_run_config_logs_or_metadata(tmp_path: Path, pg_url: str, duckdb_url: str,

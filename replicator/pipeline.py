@@ -190,7 +190,8 @@ def extract_table(
         seen = _Seen()
         last_report = time.perf_counter()
         try:
-            for batch in prefetch(source.read(plan.request)):
+            batches = source.read(plan.request)
+            for batch in batches if source.reads_ahead(plan.request) else prefetch(batches):
                 data = pa.Table.from_batches([batch])
                 seen.add(data, table)
                 if table.watermark and table.on_null_watermark == "fail" and data.column(table.watermark).null_count:

@@ -291,6 +291,10 @@ class SqlSource:
         """Rows per keyset chunk of a full read."""
         return self.config.chunk_rows
 
+    def reads_ahead(self, request: ReadRequest) -> bool:
+        """True when the driver already decodes in its own thread, so the pipeline needs no read-ahead."""
+        return False
+
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         """One statement in one snapshot, through a server-side cursor, as record batches."""
         with self.snapshot() as conn:

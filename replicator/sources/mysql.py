@@ -66,6 +66,10 @@ class MySQLSource(SqlSource):
             return min(self.config.chunk_rows, _ARROW_CHUNK_BATCHES * self.config.batch_rows)
         return self.config.chunk_rows
 
+    def reads_ahead(self, request: ReadRequest) -> bool:
+        # connectorx decodes in its own threads; a second read-ahead only held more batches (20 MiB).
+        return self.use_arrow and arrow_path_available(request.schema)
+
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         if self.use_arrow and arrow_path_available(request.schema):
             return read_chunk_arrow(self, request, after, limit)

@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# Hypothesis's pytest plugin imports hypothesis at the end of a session when no property test ran; with
+# pytest's assertion rewriting that compile raced a server thread still importing (CPython 3.11:
+# "AST constructor recursion depth mismatch"). Importing it during collection avoids the race.
+import hypothesis  # noqa: F401
 import pytest
 import sqlalchemy as sa
 

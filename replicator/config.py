@@ -17,6 +17,7 @@ __all__ = [
     "TableConfig",
     "WarehouseConfig",
     "parse_duration",
+    "parse_size",
 ]
 
 _DURATION_PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
@@ -41,6 +42,27 @@ def parse_duration(value: object) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?)B")
+
+
+def parse_size(value: object) -> int:
+    """Parse `256MB`, `1GiB`, `512KB` (or a number of bytes) into bytes; MB is 10^6, MiB 2^20."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 256MB or 1GiB")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("a size must be positive")
+        return value
+    match = _SIZE.fullmatch(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write e.g. 256MB or 1GiB")
+    number, prefix, binary = match.groups()
+    scale = (1024 if binary else 1000) ** "_KMGT".index(prefix or "_")
+    return max(1, int(float(number) * scale))
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -64,6 +86,7 @@ class LakeConfig(_Strict):
     url: str
     row_group_rows: int = Field(default=131_072, ge=1)
     file_max_rows: int = Field(default=1_048_576, ge=1)
+    file_max_bytes: Size = Field(default=256 * 2**20, description="a file is closed once it holds this much Parquet")
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
 
 
@@ -78,8 +101,11 @@ class WarehouseConfig(_Strict):
     @field_validator("memory_limit")
     @classmethod
     def _size(cls, value: str) -> str:
-        if value.strip() != "auto" and not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", value.strip()):
-            raise ValueError("not a size; write auto, or a size like 512MB or 2GiB")
+        if value.strip() != "auto":
+            try:
+                parse_size(value)
+            except ValueError:
+                raise ValueError("not a size; write auto, or a size like 512MB or 2GiB") from None
         return value.strip()
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

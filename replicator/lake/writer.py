@@ -123,7 +123,8 @@ class BatchWriter:
                 handle.wm_min = _min(handle.wm_min, lo.as_py())
                 handle.wm_max = _max(handle.wm_max, hi.as_py())
             offset += piece.num_rows
-            if handle.rows >= self.config.file_max_rows:
+            # The size is known only at row-group ends, so a file stops at the first group past it.
+            if handle.rows >= self.config.file_max_rows or handle.stream.tell() >= self.config.file_max_bytes:
                 self._close_file(partition)
 
     def _open_file(self, partition: str) -> _OpenFile:

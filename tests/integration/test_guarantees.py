@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from replicator import LockError, Replicator
+from replicator.config import parse_size
 from replicator.errors import WarehouseError
 from replicator.lake import list_manifest_seqs, load_manifest
 from replicator.sources import ReadRequest
@@ -211,6 +212,24 @@ def test_reads_stream_in_bounded_batches_and_files(tmp_path: Path, pg_url: str, 
                 assert column.is_stats_set and column.statistics.has_min_max
                 assert column.has_column_index and column.has_offset_index
                 assert column.has_dictionary_page == (names[c] == "payload"), names[c]
+    _assert_converged(rep, pg_url)
+
+
+def test_files_close_at_their_byte_target(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
+    """lake.file_max_bytes closes a file at the first row group that reaches it, whatever file_max_rows says."""
+    execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text), now() - interval '1 hour' "
+            "FROM generate_series(1, 20000) g")
+    rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
+    rep.project.config.lake.__dict__.update(row_group_rows=1000, file_max_bytes=parse_size("150KB"))
+    rep.sync("events")
+    manifest = load_manifest(rep.lake, "events", 1)
+    assert len(manifest.files) >= 4 and sum(f.rows for f in manifest.files) == 20000
+    for f in manifest.files[:-1]:
+        meta = pq.ParquetFile(f"{rep.lake.root}/events/{f.path}").metadata
+        groups = [sum(meta.row_group(i).column(c).total_compressed_size for c in range(meta.num_columns))
+                  for i in range(meta.num_row_groups)]
+        # It reached the target with its last row group, and not before.
+        assert f.bytes >= 150_000 > sum(groups[:-1]), (f.bytes, groups)
     _assert_converged(rep, pg_url)
 
 

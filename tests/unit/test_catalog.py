@@ -237,6 +237,14 @@ def test_warehouse_memory_limit_defaults_and_rejects_a_non_size(tmp_path: Path) 
     problem_about(config_error(path), str(path), "warehouse.memory_limit", "write auto, or a size like 512MB or 2GiB")
 
 
+def test_lake_file_max_bytes_takes_sizes(tmp_path: Path) -> None:
+    assert load_project(make_project(tmp_path)).config.lake.file_max_bytes == 256 * 2**20
+    path = make_project(tmp_path, PROJECT.replace("  url: lake", "  url: lake\n  file_max_bytes: 1GB"))
+    assert load_project(path).config.lake.file_max_bytes == 10**9
+    path = make_project(tmp_path, PROJECT.replace("  url: lake", "  url: lake\n  file_max_bytes: big"))
+    problem_about(config_error(path), str(path), "lake.file_max_bytes", "write e.g. 256MB or 1GiB")
+
+
 def test_malformed_project_file_names_file_and_line(tmp_path: Path) -> None:
     path = make_project(tmp_path, "sources:\n  app:\n    url: 'sqlite:///app.db\nlake:\n")
     err = config_error(path)

@@ -19,7 +19,8 @@ __all__ = ["STEPS", "TARGETS", "Target", "machine_info", "memory_scale_markdown"
 
 # Report order, and a one-line description each (also used by the README).
 STEPS: dict[str, str] = {
-    "floor": "the database's own client reading the table (the reference)",
+    "floor": "the reference read, discarded: psql binary COPY; MariaDB: binary protocol in C (bench/mariadb_floor.c)",
+    "cli_ref": "MariaDB only: the `mariadb` CLI (text protocol), the issue's stand-in for the binary floor",
     "arrow_ref": "no replicator: the driver's Arrow batches straight into one ParquetWriter (same-run baseline)",
     "full_local": "extract: full read -> Parquet -> commit, local lake",
     "full_s3": "extract: full read -> Parquet -> commit, S3 lake (moto)",
@@ -42,7 +43,7 @@ class Target:
     dialect: str | None = None
 
     def applies(self, dialect: str, step: str) -> bool:
-        references = ("floor", "arrow_ref")  # not replicator: no target applies to them
+        references = ("floor", "cli_ref", "arrow_ref")  # not replicator: no target applies to them
         return self.step in (step, "*") and self.dialect in (None, dialect) and step not in references
 
     def met(self, value: float | None) -> bool | None:
@@ -53,7 +54,8 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("full_local", "x_floor", "<=", 1.4, "<= 1.4x floor", "postgresql"),
-    Target("full_local", "x_floor", "<=", 0.7, "<= 0.7x CLI ref", "mariadb"),
+    Target("full_local", "x_floor", "<=", 1.7, "<= 1.7x binary floor", "mariadb"),
+    Target("full_local", "x_cli", "<=", 0.7, "<= 0.7x CLI ref", "mariadb"),
     Target("warehouse_load", "rows_per_s", ">=", 1e6, ">= 1M rows/s"),
     Target("incremental_2pct_extract", "wall_s", "<=", 1.5, "<= 1.5 s"),
     Target("incremental_2pct_sync", "wall_s", "<=", 2.5, "<= 2.5 s"),
@@ -65,10 +67,10 @@ _IN_PROCESS = {"wall_s": "op_s", "x_floor": "op_x_floor", "rows_per_s": "op_rows
 
 
 def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows: int,
-            ref_wall: float | None = None) -> dict[str, Any]:
+            ref_wall: float | None = None, cli_wall: float | None = None) -> dict[str, Any]:
     """Per-run numbers of one step: rows, rows/s and the ratios to the same run's floor and arrow_ref."""
     out = dict(raw)
-    if step == "floor":
+    if step in ("floor", "cli_ref"):
         rows = table_rows
     elif step in ("warehouse_load", "incremental_2pct_load"):
         rows = raw.get("rows_loaded", 0)
@@ -81,6 +83,7 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
     out["x_floor"] = wall / floor_wall if wall and floor_wall else None
     out["op_x_floor"] = op / floor_wall if op and floor_wall else None
     out["x_ref"] = wall / ref_wall if wall and ref_wall and step.startswith("full_") else None
+    out["x_cli"] = wall / cli_wall if wall and cli_wall and step != "cli_ref" else None
     out["startup_s"] = wall - op if wall and op is not None else None
     return out
 
@@ -91,7 +94,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 _MEDIAN_KEYS = ("wall_s", "op_s", "cpu_s", "import_s", "startup_s", "rows", "rows_per_s", "op_rows_per_s", "x_floor",
-                "op_x_floor", "x_ref", "peak_rss_mib", "bytes", "files", "rows_committed", "rows_loaded", "extract_s", "load_s")
+                "op_x_floor", "x_ref", "x_cli", "peak_rss_mib", "bytes", "files", "rows_committed", "rows_loaded", "extract_s", "load_s")
 
 
 def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str, dict[str, Any]]]:
@@ -103,11 +106,13 @@ def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str
         floor_wall = floor.get("wall_s") if not floor.get("error") else None
         ref = run["steps"].get("arrow_ref", {})
         ref_wall = ref.get("wall_s") if not ref.get("error") else None
+        cli = run["steps"].get("cli_ref", {})
+        cli_wall = cli.get("wall_s") if not cli.get("error") else None
         for step, raw in run["steps"].items():
             if raw.get("error"):
                 errors.setdefault(run["dialect"], {}).setdefault(step, []).append(f"{step}, run {run['run']}: {raw['error']}")
                 continue
-            per.setdefault(run["dialect"], {}).setdefault(step, []).append(_derive(step, raw, floor_wall, table_rows, ref_wall))
+            per.setdefault(run["dialect"], {}).setdefault(step, []).append(_derive(step, raw, floor_wall, table_rows, ref_wall, cli_wall))
     summary: dict[str, dict[str, dict[str, Any]]] = {}
     for dialect in dict.fromkeys([r["dialect"] for r in runs]):
         steps: dict[str, dict[str, Any]] = {}
@@ -163,28 +168,31 @@ def to_markdown(summary: dict[str, dict[str, dict[str, Any]]], machine: dict[str
               f"dialects: {', '.join(config['dialects'])}{'; S3 skipped' if config['skip_s3'] else ''}",
               "- wall = the child process from spawn to exit (interpreter start and imports included); "
               "in-proc = the operation alone, timed inside the child; CPU = the child's user + system time "
-              "(database servers and moto not included); × floor = wall / the same run's floor wall; × ref = wall / "
+              "(database servers and moto not included); × floor = wall / the same run's floor wall; × CLI = wall / "
+              "the same run's `mariadb` CLI wall (MariaDB); × ref = wall / "
               "the same run's arrow_ref wall (the bare driver -> ParquetWriter path, no replicator); "
               "peak RSS = the child's ru_maxrss from wait4.",
               *_load_lines(machine, config),
               ""]
     for dialect, steps in summary.items():
         floor_note = ("psql `\\copy ... (format binary)` to /dev/null" if dialect == "postgresql"
-                      else "`mariadb --quick --batch` to /dev/null: text protocol, the issue measured it at 2.45x "
-                           "the binary floor, hence the 0.7x target")
+                      else "`bench/mariadb_floor.c`, the binary protocol fetched and discarded in C (target 1.7x); "
+                           "cli_ref: `mariadb --quick --batch` to /dev/null, the text protocol, which the issue "
+                           "measured at 2.45x the binary floor, hence its stand-in target of 0.7x")
         touched = config.get("touched_rows", {}).get(dialect)
         change = f" The 2% change is one UPDATE of {touched:,} rows (id % 50 = 0)." if touched else ""
         lines += [f"## {dialect}", "", f"floor: {floor_note}.{change}", "",
-                  "| step | wall s | in-proc s | CPU s | rows | rows/s | × floor | × ref | peak RSS MiB | Parquet MiB | target | met |",
-                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
+                  "| step | wall s | in-proc s | CPU s | rows | rows/s | × floor | × CLI | × ref | peak RSS MiB | Parquet MiB | target | met |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"]
         for step, m in steps.items():
             if not m["runs"]:
-                lines.append(f"| {step} | error | | | | | | | | | | |")
+                lines.append(f"| {step} | error | | | | | | | | | | | |")
                 continue
             targets = m["targets"]
             lines.append(
                 f"| {step} | {_fmt(m['wall_s'])} | {_fmt(m['op_s'])} | {_fmt(m['cpu_s'])} | {_fmt(m['rows'], ',.0f')} | "
-                f"{_rate(m['rows_per_s'])} | {_fmt(m['x_floor']) if step != 'floor' else '1.00'} | {_fmt(m['x_ref'])} | "
+                f"{_rate(m['rows_per_s'])} | {_fmt(m['x_floor']) if step != 'floor' else '1.00'} | "
+                f"{_fmt(m['x_cli']) if step != 'cli_ref' else '1.00' if dialect != 'postgresql' else '–'} | {_fmt(m['x_ref'])} | "
                 f"{_fmt(m['peak_rss_mib'], '.0f')} | {_fmt(m['bytes'], '.1f', _MIB) if m['bytes'] else '–'} | "
                 f"{'; '.join(t['label'] for t in targets) or '–'} | {'; '.join(_verdict(t) for t in targets) or '–'} |"
             )

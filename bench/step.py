@@ -5,7 +5,10 @@ The parent times this whole process (interpreter start included) and reads its p
 only it can see: rows, files and bytes, how long its imports took and how long the operation took.
 
 Steps:
-  floor    --dialect D --table T            the database's own client dumping the table to /dev/null
+  floor    --dialect D --table T [--binary F]
+                                            the reference read of the table, discarded: psql binary COPY;
+                                            for MariaDB the C binary-protocol floor F (bench/mariadb_floor.c)
+                                            or, without --binary, the `mariadb` CLI (text protocol)
   arrow_ref --dialect D --table T --out F   the bare Arrow-native path, no replicator: the driver's record
                                             batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
                                             one ParquetWriter, zstd, in one thread
@@ -52,9 +55,13 @@ def floor_command(dialect: str, table: str) -> list[str]:
 
 
 def _floor(args: argparse.Namespace) -> dict[str, Any]:
+    command = floor_command(args.dialect, args.table)
+    if args.binary:
+        if args.dialect != "mariadb":
+            raise ValueError("--binary is the MariaDB floor")
+        command = [args.binary, "127.0.0.1", "3306", _DATABASE, f"select * from {args.table}"]  # noqa: S608 - checked above
     started = time.perf_counter()
-    done = subprocess.run(floor_command(args.dialect, args.table), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"floor command failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
     return {"op_s": time.perf_counter() - started, "import_s": 0.0}
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialect", help="postgresql or mariadb (floor)")
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
     parser.add_argument("--out", help="the Parquet file arrow_ref writes")
+    parser.add_argument("--binary", help="floor: the compiled MariaDB binary-protocol floor")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.step == "floor":

@@ -97,17 +97,18 @@ _MEDIAN_KEYS = ("wall_s", "op_s", "cpu_s", "import_s", "startup_s", "rows", "row
                 "op_x_floor", "x_ref", "x_cli", "peak_rss_mib", "bytes", "files", "rows_committed", "rows_loaded", "extract_s", "load_s")
 
 
+def _wall(run: dict[str, Any], step: str) -> float | None:
+    """The wall time of a reference step in this run, if it ran without error."""
+    raw = run["steps"].get(step, {})
+    return None if raw.get("error") else raw.get("wall_s")
+
+
 def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str, dict[str, Any]]]:
     """{dialect: {step: medians over successful runs, plus `runs`, `errors`, `targets`}}."""
     per: dict[str, dict[str, list[dict[str, Any]]]] = {}
     errors: dict[str, dict[str, list[str]]] = {}
     for run in runs:
-        floor = run["steps"].get("floor", {})
-        floor_wall = floor.get("wall_s") if not floor.get("error") else None
-        ref = run["steps"].get("arrow_ref", {})
-        ref_wall = ref.get("wall_s") if not ref.get("error") else None
-        cli = run["steps"].get("cli_ref", {})
-        cli_wall = cli.get("wall_s") if not cli.get("error") else None
+        floor_wall, ref_wall, cli_wall = (_wall(run, s) for s in ("floor", "arrow_ref", "cli_ref"))
         for step, raw in run["steps"].items():
             if raw.get("error"):
                 errors.setdefault(run["dialect"], {}).setdefault(step, []).append(f"{step}, run {run['run']}: {raw['error']}")

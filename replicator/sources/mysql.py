@@ -59,19 +59,22 @@ class MySQLSource(SqlSource):
                 self._mariadb = bool(conn.dialect.is_mariadb)  # type: ignore[attr-defined]
         return self._mariadb
 
+    def _reads_with_connectorx(self, request: ReadRequest) -> bool:
+        return self.use_arrow and arrow_path_available(request.schema)
+
     def chunk_rows(self, request: ReadRequest) -> int:
         # connectorx decodes ahead of its consumer without a bound, so while Parquet encoding or an
         # upload is slower than the read, a chunk piles up in memory: smaller chunks cap that.
-        if self.use_arrow and arrow_path_available(request.schema):
+        if self._reads_with_connectorx(request):
             return min(self.config.chunk_rows, _ARROW_CHUNK_BATCHES * self.config.batch_rows)
         return self.config.chunk_rows
 
     def reads_ahead(self, request: ReadRequest) -> bool:
         # connectorx decodes in its own threads; a second read-ahead only held more batches (20 MiB).
-        return self.use_arrow and arrow_path_available(request.schema)
+        return self._reads_with_connectorx(request)
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
-        if self.use_arrow and arrow_path_available(request.schema):
+        if self._reads_with_connectorx(request):
             return read_chunk_arrow(self, request, after, limit)
         return super().read_chunk(request, after, limit)
 

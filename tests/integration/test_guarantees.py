@@ -298,6 +298,36 @@ def test_mariadb_reads_are_read_only_with_timeouts(tmp_path: Path, mysql_url: st
             conn.exec_driver_sql("INSERT INTO events (id) VALUES (1)")
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["row-path", "connectorx"])
+def test_a_sync_logs_in_once_and_leaves_no_connection(fast: bool, tmp_path: Path, mysql_url: str, duckdb_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reflection, the horizon, the NULL count and the row path's read share one login per run."""
+    from replicator.sources.mysql import MySQLSource
+
+    monkeypatch.setattr(MySQLSource, "use_arrow", fast)
+    execute(mysql_url, MY_TABLE, "INSERT INTO events (id, payload) VALUES (1, 'a'), (2, 'b')")
+    path = write_project(tmp_path, sources={"app": mysql_url}, lake=str(tmp_path / "lake"), warehouse=duckdb_url,
+                         tables={"events": EVENTS_YAML.format(lookback="0s")})
+    with Replicator.from_path(path) as rep:
+        rep.sync("events")
+    execute(mysql_url, "UPDATE events SET payload = 'b2', updated_at = UTC_TIMESTAMP(6) WHERE id = 2")
+    monitor = sa.create_engine(mysql_url, poolclass=sa.pool.StaticPool)
+    status = "SHOW GLOBAL STATUS WHERE Variable_name IN ('Connections', 'Threads_connected')"
+    try:
+        with monitor.connect() as conn:
+            before = dict(conn.exec_driver_sql(status).all())
+            with Replicator.from_path(path) as rep:
+                result = rep.sync("events")
+            after = dict(conn.exec_driver_sql(status).all())
+    finally:
+        monitor.dispose()
+    assert result.extract.rows_committed == 1
+    logins = int(after["Connections"]) - int(before["Connections"])
+    # connectorx opens its own connection per statement (a TCP login, then its socket), beside the shared one.
+    assert logins == (3 if fast else 1), logins
+    assert after["Threads_connected"] == before["Threads_connected"]
+
+
 def test_two_runs_of_one_table_never_overlap(tmp_path: Path, pg_url: str, s3_lake: str, duckdb_url: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, 'a', now() FROM generate_series(1, 1000) g")

@@ -102,13 +102,15 @@ def build_mariadb_floor(work: Path) -> Path | None:
 def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool = False,
             mariadb_floor: Path | None = None) -> dict[str, Any]:
     steps = StepRunner(dialect, work / f"run{run}-{dialect}")
+    floor_args = ["floor", "--dialect", dialect, "--table", SOURCE_TABLE]
     if dialect == "mariadb":
         # The target is 1.7x the binary-protocol floor; the CLI (text protocol) is its stand-in.
         if mariadb_floor is not None:
-            steps.run("floor", ["floor", "--dialect", dialect, "--table", SOURCE_TABLE, "--binary", str(mariadb_floor)])
+            floor_args += ["--binary", str(mariadb_floor)]
+            steps.run("floor", floor_args)
         steps.run("cli_ref", ["floor", "--dialect", dialect, "--table", SOURCE_TABLE])
     else:
-        steps.run("floor", ["floor", "--dialect", dialect, "--table", SOURCE_TABLE])
+        steps.run("floor", floor_args)
     steps.folder.mkdir(parents=True, exist_ok=True)
     steps.run("arrow_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,
                             "--out", str(steps.folder / "arrow_ref.parquet")])
@@ -120,7 +122,12 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
         finally:
             s3.reset()
     steps.run("warehouse_load", ["load", "--project", local])
-    touched = touch_two_percent(dialect, SOURCE_TABLE)
+    # The floor client reads the change's own rows right after its UPDATE: the server's share of an
+    # incremental read. The same rows are changed again before the extract, so both start from the same state.
+    touched, changed_at = touch_two_percent(dialect, SOURCE_TABLE)
+    if steps.run("incremental_floor", [*floor_args, "--since", changed_at]).ok:
+        steps.steps["incremental_floor"]["rows_read"] = touched  # every row at or after the change time
+    touch_two_percent(dialect, SOURCE_TABLE)
     steps.run("incremental_2pct_extract", ["extract", "--project", local])
     steps.run("no_change", ["extract", "--project", local])
     # Bring DuckDB up to date, then change the same 2% again so the sync sees exactly one fresh change.

@@ -217,11 +217,18 @@ def _generate_mariadb(cur: Any, table: str, rows: int) -> None:
     cur.fetchall()
 
 
-def touch_two_percent(dialect: str, table: str) -> int:
-    """Mark 2% of the rides completed now (the change an incremental sync has to pick up); returns rows."""
+def touch_two_percent(dialect: str, table: str) -> tuple[int, str]:
+    """Mark 2% of the rides completed now (the change an incremental sync has to pick up).
+
+    Returns the rows changed and their new updated_at (ISO), the lower bound of the incremental floor's read.
+    """
     srv = server(dialect)
     now = "now()" if dialect == "postgresql" else "UTC_TIMESTAMP(6)"
-    update = f"UPDATE {_ident(dialect, table)} SET updated_at = {now}, status = 'completed' WHERE id % 50 = 0"  # noqa: S608
+    name = _ident(dialect, table)
+    update = f"UPDATE {name} SET updated_at = {now}, status = 'completed' WHERE id % 50 = 0"  # noqa: S608
     with srv.connect() as conn, conn.cursor() as cur:
         cur.execute(update)
-        return int(cur.rowcount)
+        rows = int(cur.rowcount)
+        cur.execute(f"SELECT max(updated_at) FROM {name}")  # noqa: S608 - quoted name; an index-only read
+        changed_at = cur.fetchone()[0]
+    return rows, changed_at.isoformat(sep=" ")

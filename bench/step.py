@@ -5,10 +5,11 @@ The parent times this whole process (interpreter start included) and reads its p
 only it can see: rows, files and bytes, how long its imports took and how long the operation took.
 
 Steps:
-  floor    --dialect D --table T [--binary F]
+  floor    --dialect D --table T [--binary F] [--since TS]
                                             the reference read of the table, discarded: psql binary COPY;
                                             for MariaDB the C binary-protocol floor F (bench/mariadb_floor.c)
-                                            or, without --binary, the `mariadb` CLI (text protocol)
+                                            or, without --binary, the `mariadb` CLI (text protocol); with
+                                            --since, only the rows with updated_at >= TS (an incremental read)
   arrow_ref --dialect D --table T --out F   the bare Arrow-native path, no replicator: the driver's record
                                             batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
                                             one ParquetWriter, zstd, in one thread
@@ -24,6 +25,7 @@ import time
 _STARTED = time.perf_counter()  # before any import below, so import time is measured
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -33,33 +35,41 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-__all__ = ["RESULT_PREFIX", "TABLE", "floor_command", "main"]
+__all__ = ["RESULT_PREFIX", "TABLE", "floor_command", "floor_query", "main"]
 
 RESULT_PREFIX = "BENCH-RESULT "
 TABLE = "rides"  # the replicator table name (YAML file stem) in every bench project
 _DATABASE = "replicator_bench"  # bench.dataset.DATABASE; not imported so `floor` loads no driver
 
 
-def floor_command(dialect: str, table: str) -> list[str]:
-    """The reference read of `table` by the database's own command-line client."""
+def floor_query(table: str, since: str | None = None) -> str:
+    """`select *` of the table, or of its rows changed since `since` (an ISO timestamp, re-rendered here)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         raise ValueError(f"table {table!r}: the bench uses plain lower-case names only")
+    if since is None:
+        return f"select * from {table}"  # noqa: S608 - name checked above
+    stamp = datetime.datetime.fromisoformat(since).isoformat(sep=" ")  # raises on anything but a timestamp
+    return f"select * from {table} where updated_at >= '{stamp}'"  # noqa: S608 - both checked above
+
+
+def floor_command(dialect: str, table: str, since: str | None = None) -> list[str]:
+    """The reference read of `table` (or of its rows changed since `since`) by the database's own client."""
+    select = floor_query(table, since)
     if dialect == "postgresql":
-        copy = f"\\copy (select * from {table}) to '/dev/null' (format binary)"  # noqa: S608 - name checked above
-        return ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", _DATABASE, "-X", "-q", "-c", copy]
+        return ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", _DATABASE, "-X", "-q", "-c",
+                f"\\copy ({select}) to '/dev/null' (format binary)"]
     if dialect == "mariadb":
         # Text protocol: the issue measured it at 2.45x the binary floor, hence the 0.7x target against it.
-        select = f"select * from {table}"  # noqa: S608 - name checked above
         return ["mariadb", "-h", "127.0.0.1", "-uroot", "--quick", "--batch", "-e", select, _DATABASE]
     raise ValueError(f"unknown dialect {dialect!r}")
 
 
 def _floor(args: argparse.Namespace) -> dict[str, Any]:
-    command = floor_command(args.dialect, args.table)
+    command = floor_command(args.dialect, args.table, args.since)
     if args.binary:
         if args.dialect != "mariadb":
             raise ValueError("--binary is the MariaDB floor")
-        command = [args.binary, "127.0.0.1", "3306", _DATABASE, f"select * from {args.table}"]  # noqa: S608 - checked above
+        command = [args.binary, "127.0.0.1", "3306", _DATABASE, floor_query(args.table, args.since)]
     started = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if done.returncode != 0:
@@ -75,8 +85,7 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     import pyarrow.parquet as pq
 
-    query = f"select * from {args.table}"  # noqa: S608 - floor_command() checks the name
-    floor_command(args.dialect, args.table)
+    query = floor_query(args.table)
     if args.dialect == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
     parser.add_argument("--out", help="the Parquet file arrow_ref writes")
     parser.add_argument("--binary", help="floor: the compiled MariaDB binary-protocol floor")
+    parser.add_argument("--since", help="floor: read only rows with updated_at >= this ISO timestamp")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.step == "floor":

@@ -6,12 +6,13 @@ import logging
 import uuid
 from pathlib import Path
 
+import pymysql
 import pytest
 import sqlalchemy as sa
 
 from replicator import Replicator, WarehouseError
 
-from ..conftest import PG_ADMIN_URL, execute, write_project
+from ..conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, execute, write_project
 
 
 @pytest.fixture()
@@ -64,3 +65,44 @@ def test_warehouse_schema_that_cannot_be_created_is_a_clear_error(tmp_path: Path
         rep.sync("t")
     assert rep.warehouse.last_loaded_seq("t") == 0
     assert rep.read_table("t").num_rows == 1  # the lake batch is committed; the warehouse loads it once it can
+
+
+@pytest.fixture()
+def mysql_plain_user(mysql_url: str):  # type: ignore[no-untyped-def]
+    """A MariaDB user with SELECT on the test database only: no PROCESS, so information_schema.INNODB_TRX is closed."""
+    user = f"rt_u_{uuid.uuid4().hex[:8]}"
+    db = sa.engine.make_url(mysql_url).database
+    execute(MYSQL_ADMIN_URL, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'",
+            f"GRANT SELECT ON `{db}`.* TO '{user}'@'%'")
+    try:
+        yield sa.engine.make_url(mysql_url).set(username=user, password=f"pw-{user}").render_as_string(hide_password=False)
+    finally:
+        execute(MYSQL_ADMIN_URL, f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_mysql_horizon_without_process_privilege_warns_once_and_falls_back(
+        tmp_path: Path, mysql_url: str, mysql_plain_user: str, duckdb_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from replicator.sources.mysql import MySQLSource
+
+    execute(mysql_url, "CREATE TABLE t (id int PRIMARY KEY, updated_at datetime(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))",
+            "INSERT INTO t (id) VALUES (1)")
+    with pytest.raises(pymysql.err.OperationalError, match="PROCESS"):
+        execute(mysql_plain_user, "SELECT COUNT(*) FROM information_schema.INNODB_TRX")
+    monkey_flag = MySQLSource._warned_privilege
+    MySQLSource._warned_privilege = False
+    try:
+        project = write_project(tmp_path, sources={"app": mysql_plain_user}, lake=str(tmp_path / "lake"),
+                                warehouse=duckdb_url,
+                                tables={"t": "source: app\ntable: t\nprimary_key: [id]\nwatermark: updated_at\nlookback: 1m\n"})
+        rep = Replicator.from_path(project)
+        with caplog.at_level(logging.WARNING, logger="replicator.sources.mysql"):
+            first = rep.sync("t")
+            execute(mysql_url, "INSERT INTO t (id) VALUES (2)")
+            second = rep.sync("t")
+        warnings = [r.getMessage() for r in caplog.records if "PROCESS" in r.getMessage()]
+        assert len(warnings) == 1 and "lookback" in warnings[0]
+        assert (first.extract.rows_committed, second.extract.rows_committed) == (1, 1)
+        assert rep.read_table("t").num_rows == 2
+        assert all("pw-" not in r.getMessage() for r in caplog.records)
+    finally:
+        MySQLSource._warned_privilege = monkey_flag

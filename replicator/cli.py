@@ -149,6 +149,16 @@ def cmd_snapshot(rep: Replicator, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(rep: Replicator, args: argparse.Namespace) -> int:
+    holder = rep.unlock(args.name, force=args.force)
+    if holder is None:
+        print(f"{args.name}: no lease; nothing to do")
+        return 0
+    print(f"{args.name}: removed the lease of run {holder.get('run_id')} (host {holder.get('host')}, "
+          f"pid {holder.get('pid')}, acquired {holder.get('acquired_at')})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo_run import run_demo
 
@@ -191,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="batch id or ISO UTC timestamp (default: latest)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_snapshot)
+    p = sub.add_parser("unlock", help="remove the lease a dead run left on a table (runs on this machine need not)")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="even if the holder still runs on this machine")
+    p.set_defaults(func=cmd_unlock)
     p = sub.add_parser("demo", help="run the embedded demo (SQLite -> local lake -> DuckDB), no server needed")
     p.add_argument("--dir", default="replicator-demo", help="folder for the demo (default: ./replicator-demo)")
     p.set_defaults(func=None)

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 
 from . import watermark as wm
 from .catalog import Project, load_project
-from .errors import ReplicatorError
+from .errors import LockError, ReplicatorError
 from .lake import (
     LakeStore,
     Manifest,
@@ -26,6 +26,7 @@ from .lake import (
     list_manifest_seqs,
     load_manifest,
 )
+from .lake.lease import holder_state, read_lease, remove_lease
 from .lake.paths import in_table, last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
@@ -198,6 +199,25 @@ class Replicator:
             warehouse_rows=self.warehouse.row_count(name),
             warehouse_batch_id=self.warehouse.last_loaded_seq(name),
         )
+
+    def unlock(self, name: str, *, force: bool = False) -> dict[str, Any] | None:
+        """Remove the lease a dead run left on table `name`; returns what the lease held (None: there was none).
+
+        A run that died on this machine is noticed by the next sync without this; a run on another machine
+        cannot be checked from here, so its lease is removed on your word. Refuses while the holder still
+        runs on this machine, unless `force`.
+        """
+        self.project.table(name)
+        holder = read_lease(self.lake, name)
+        if holder is None:
+            return None
+        if holder_state(holder) == "running" and not force:
+            raise LockError(f"table {name!r}: run {holder.get('run_id')} is still running as pid {holder.get('pid')} "
+                            "on this machine; stop it first (or pass --force)")
+        remove_lease(self.lake, name)
+        log.warning("table %r: removed the lease of run %s (%s, pid %s)", name, holder.get("run_id"),
+                    holder.get("host"), holder.get("pid"))
+        return holder
 
     def read_table(self, name: str, as_of: int | dt.datetime | None = None) -> pa.Table:
         """The table's current state from the lake alone (after batch `as_of`, or as of a UTC time)."""

@@ -8,12 +8,14 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..errors import LockError
 from . import paths
 from .store import LakeStore
 
-__all__ = ["Lease", "acquire_lease"]
+__all__ = ["Lease", "acquire_lease", "holder_state", "read_lease", "remove_lease"]
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,60 @@ def _now() -> dt.datetime:
 
 def _body(run_id: str, expires_at: dt.datetime) -> bytes:
     return json.dumps({
-        "run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
+        "run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), **_process_identity(),
         "acquired_at": _now().isoformat(), "expires_at": expires_at.isoformat(),
     }).encode()
+
+
+def _process_identity() -> dict[str, str]:
+    """Where this process runs, precisely enough to tell later, from the same host, whether it still runs.
+
+    The boot id and PID namespace make a pid comparable (containers share hostnames and reuse pids); the
+    start time tells a reused pid from the holder. Empty off Linux: such leases only expire.
+    """
+    try:
+        return {"boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                "pid_ns": os.readlink("/proc/self/ns/pid"), "started": _start_ticks(os.getpid()) or ""}
+    except OSError:
+        return {}
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None if no live process has that pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited already
+
+
+def holder_state(holder: dict[str, Any]) -> str:
+    """"running" or "exited" when the lease's run was on this machine (same boot and PID namespace), else "unknown"."""
+    mine = _process_identity()
+    if not mine or not holder.get("started") or holder.get("host") != socket.gethostname():
+        return "unknown"
+    if holder.get("boot_id") != mine["boot_id"] or holder.get("pid_ns") != mine["pid_ns"]:
+        return "unknown"
+    try:
+        return "running" if _start_ticks(int(holder["pid"])) == holder["started"] else "exited"
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+
+
+def read_lease(store: LakeStore, table: str) -> dict[str, Any] | None:
+    """The table's lease as its holder wrote it, or None when no run holds it."""
+    try:
+        holder: dict[str, Any] = json.loads(store.read_bytes(paths.lease_path(store.root, table)))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"expires_at": "1970-01-01T00:00:00+00:00"}  # a torn write: treat it as expired
+    return holder
+
+
+def remove_lease(store: LakeStore, table: str) -> None:
+    store.delete(paths.lease_path(store.root, table))
 
 
 def acquire_lease(store: LakeStore, table: str, run_id: str, ttl: dt.timedelta) -> Lease:
@@ -71,18 +124,20 @@ def acquire_lease(store: LakeStore, table: str, run_id: str, ttl: dt.timedelta) 
         expires = _now() + ttl
         if store.create_exclusive(path, _body(run_id, expires)):
             return Lease(store, table, run_id, ttl, expires)
-        try:
-            holder = json.loads(store.read_bytes(path))
-        except FileNotFoundError:
+        holder = read_lease(store, table)
+        if holder is None:
             continue  # released between our create and our read: try again
-        except ValueError:
-            holder = {"expires_at": "1970-01-01T00:00:00+00:00"}
-        if dt.datetime.fromisoformat(holder["expires_at"]) > _now():
+        if holder_state(holder) == "exited":
+            log.warning("table %r: run %s (pid %s on this machine) is no longer running; taking over its lease",
+                        table, holder.get("run_id"), holder.get("pid"))
+        elif dt.datetime.fromisoformat(holder["expires_at"]) > _now():
             raise LockError(
                 f"table {table!r} is being synced by another run ({holder.get('run_id')} on "
                 f"{holder.get('host')}, pid {holder.get('pid')}) until {holder['expires_at']} at the latest; "
-                f"wait for it to finish (or, if that run died, for the lease {store.uri(path)} to expire)"
+                f"wait for it to finish, or, if you know that run died, remove its lease with "
+                f"`replicator unlock {table}`"
             )
-        log.warning("table %r: taking over the expired lease of run %s", table, holder.get("run_id"))
-        store.delete(path)
+        else:
+            log.warning("table %r: taking over the expired lease of run %s", table, holder.get("run_id"))
+        remove_lease(store, table)
     raise LockError(f"table {table!r}: could not take the lease {store.uri(path)}; another run is starting, retry")

@@ -7,12 +7,10 @@ lost rows or duplicates it saw) in `STATS`, which `conftest.py` prints at the en
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,18 +148,6 @@ def assert_only_committed_visible(rep: Replicator, name: str = "events") -> None
     """What a reader sees right now: every visible file is listed by a committed manifest."""
     orphans = visible_files(rep, name) - manifest_files(rep, name)
     assert not orphans, f"files visible in the Hive layout that no manifest lists: {sorted(orphans)}"
-
-
-def wait_for_lease_expiry(rep: Replicator, name: str = "events") -> None:
-    """A SIGKILLed run leaves its lease behind; the next run may take it over once it expires."""
-    try:
-        holder = json.loads(rep.lake.read_bytes(paths.lease_path(rep.lake.root, name)))
-    except FileNotFoundError:
-        return
-    expires = dt.datetime.fromisoformat(holder["expires_at"])
-    delay = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.05
-    if delay > 0:
-        time.sleep(delay)
 
 
 def repeated_row_versions(rep: Replicator, name: str = "events", key: Sequence[str] = ("id",),

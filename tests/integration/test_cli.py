@@ -358,6 +358,52 @@ def test_sync_by_name_is_idempotent_and_full_refresh_commits(tmp_path: Path, pg_
     assert "nope" in unknown.stderr and "known tables" in unknown.stderr
 
 
+def test_unlock_removes_a_lease_from_another_machine_but_not_a_live_one(tmp_path: Path, pg_url: str) -> None:
+    setup_rides(pg_url, 50)
+    project = pg_project(tmp_path, pg_url, {"rides": RIDES_YML})
+    lease = tmp_path / "lake" / "rides" / "_state" / "lease.json"
+    lease.parent.mkdir(parents=True)
+    expires = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+    # A run on another machine that died holding the lease: nothing here can tell it is gone.
+    lease.write_text(json.dumps({"run_id": "r-elsewhere", "host": "worker-7", "pid": 4242,
+                                 "acquired_at": "2026-01-01T00:00:00+00:00", "expires_at": expires}))
+    blocked = run_cli("sync", "rides", cwd=tmp_path, project=project)
+    assert blocked.returncode == 1, output(blocked)
+    assert "being synced by another run (r-elsewhere on worker-7, pid 4242)" in blocked.stderr, output(blocked)
+    assert "`replicator unlock rides`" in blocked.stderr
+    assert status_json(project, tmp_path)["rides"]["last_batch_id"] is None
+
+    unlocked = run_cli("unlock", "rides", cwd=tmp_path, project=project)
+    assert unlocked.returncode == 0, output(unlocked)
+    assert "rides: removed the lease of run r-elsewhere (host worker-7, pid 4242" in unlocked.stdout
+    assert not lease.exists()
+    synced = run_cli("sync", "rides", cwd=tmp_path, project=project)
+    assert synced.returncode == 0 and "batch 1" in sync_line(synced.stdout, "rides"), output(synced)
+    again = run_cli("unlock", "rides", cwd=tmp_path, project=project)
+    assert again.returncode == 0 and "rides: no lease; nothing to do" in again.stdout, output(again)
+
+    # A run that is alive on this machine keeps its lease unless --force says otherwise.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import datetime, sys; from replicator import Replicator; "
+         "from replicator.lake.lease import acquire_lease; "
+         f"rep = Replicator.from_path({str(project)!r}); "
+         "acquire_lease(rep.lake, 'rides', 'r-live', datetime.timedelta(hours=1)); print('held', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = run_cli("unlock", "rides", cwd=tmp_path, project=project)
+        assert refused.returncode == 1, output(refused)
+        assert f"run r-live is still running as pid {holder.pid} on this machine" in refused.stderr, output(refused)
+        assert lease.exists()
+        forced = run_cli("unlock", "rides", "--force", cwd=tmp_path, project=project)
+        assert forced.returncode == 0 and "removed the lease of run r-live" in forced.stdout, output(forced)
+        assert not lease.exists()
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
 def test_sync_and_status_on_s3_lake(tmp_path: Path, pg_url: str, s3_lake: str) -> None:
     setup_rides(pg_url, 300)
     project = pg_project(tmp_path, pg_url, {"rides": RIDES_YML}, lake=s3_lake)

@@ -106,8 +106,9 @@ def make_engine(url: str, owner: str, connect_timeout: int = 10) -> Engine:
         args["connect_timeout"] = connect_timeout
         # One run reflects, asks for the horizon and counts before it reads: reusing one idle connection
         # for those spares the server a login each and the client a TLS set-up (PyMySQL builds a fresh
-        # TLS context per connect, 25-38 ms). The source's close() disposes of it at the end of the run.
-        pool = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 4, "pool_pre_ping": True}
+        # TLS context per connect, 25-38 ms). The source's close() disposes of it at the end of the run;
+        # threads sharing a source beyond that one get connections of their own, closed when returned.
+        pool = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": -1, "pool_pre_ping": True}
     try:
         return sa.create_engine(parsed, connect_args=args, **pool)
     except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:

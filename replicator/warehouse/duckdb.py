@@ -46,9 +46,10 @@ class DuckDBWarehouse:
         try:
             yield con
         except duckdb.OutOfMemoryException as exc:
+            limit = f"higher than {memory_limit}" if config else "to a size the machine has free (e.g. 2GB)"
             raise WarehouseError(
-                f"warehouse {self.path}: {str(exc).splitlines()[0]}; set warehouse.memory_limit higher than "
-                f"{memory_limit} in replicator.yml; nothing was loaded"
+                f"warehouse {self.path}: {str(exc).splitlines()[0]}; set warehouse.memory_limit {limit} "
+                "in replicator.yml; nothing was loaded"
             ) from exc
         except duckdb.Error as exc:
             raise WarehouseError(f"warehouse {self.path}: {str(exc).splitlines()[0]}") from exc

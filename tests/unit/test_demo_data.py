@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -95,6 +95,9 @@ def test_mutation_is_visible_to_an_incremental_sync(tmp_path: Path) -> None:
                 f"SELECT count(*) FROM {table} WHERE updated_at > ?", (before[table],)  # noqa: S608
             ).fetchone()[0]
             assert changed == result[f"{table}_updated"] + result[f"{table}_inserted"], table
+        # The simulated changes stay behind the wall clock, so a change a user makes next is synced too.
+        latest = max(_max_updated(conn).values())
+        assert latest <= (demo_data._utc_now() + timedelta(seconds=1)).isoformat(sep=" "), latest
         orphans = conn.execute(
             "SELECT count(*) FROM rides r WHERE status = 'completed'"
             " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.ride_id = r.id)"

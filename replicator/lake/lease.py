@@ -80,13 +80,13 @@ def _process_identity() -> dict[str, str]:
 
 
 def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, or None if no live process has that pid."""
+    """The process's start time in clock ticks since boot ("" for a zombie), or None if it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone, or hidden from us (procfs hidepid)
         return None
     fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited already
+    return "" if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited already
 
 
 def holder_state(holder: dict[str, Any]) -> str:
@@ -97,9 +97,18 @@ def holder_state(holder: dict[str, Any]) -> str:
     if holder.get("boot_id") != mine["boot_id"] or holder.get("pid_ns") != mine["pid_ns"]:
         return "unknown"
     try:
-        return "running" if _start_ticks(int(holder["pid"])) == holder["started"] else "exited"
-    except (KeyError, TypeError, ValueError):
+        pid = int(holder["pid"])
+        os.kill(pid, 0)  # signal 0 only checks that the pid exists
+    except ProcessLookupError:
+        return "exited"
+    except PermissionError:
+        pass  # it exists, owned by another user
+    except (KeyError, TypeError, ValueError, OSError):
         return "unknown"
+    started = _start_ticks(pid)
+    if started is None:
+        return "running"  # it exists but its start time is hidden from us: assume it is the holder
+    return "running" if started == holder["started"] else "exited"  # else: a zombie, or the pid was reused
 
 
 def read_lease(store: LakeStore, table: str) -> dict[str, Any] | None:

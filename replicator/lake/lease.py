@@ -41,12 +41,9 @@ class Lease:
         self.store.write_bytes(self.path, _body(self.run_id, self.expires_at))
 
     def release(self) -> None:
-        try:
-            holder = json.loads(self.store.read_bytes(self.path))
-        except FileNotFoundError:
-            return
-        if holder.get("run_id") == self.run_id:
-            self.store.delete(self.path)
+        holder = read_lease(self.store, self.table)
+        if holder is not None and holder.get("run_id") == self.run_id:
+            remove_lease(self.store, self.table)
 
     def __enter__(self) -> Lease:
         return self

@@ -7,6 +7,8 @@ each `ColumnSpec` turns a column of raw values into an Arrow array of exactly `a
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -16,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import mysql
 
 __all__ = [
     "UNBOUNDED_NUMERIC",
@@ -145,17 +147,17 @@ def column_spec(dialect: str, name: str, type_: sa.types.TypeEngine[Any], nullab
 
 def _type_text(type_: sa.types.TypeEngine[Any], dialect: str) -> str:
     try:
-        return str(type_.compile(dialect=_DIALECTS[dialect]))
+        return str(type_.compile(dialect=_dialect(dialect)))
     except Exception:  # an exotic reflected type may not compile; its repr still identifies it
         return repr(type_)
 
 
-_DIALECTS: dict[str, sa.engine.Dialect] = {
-    "postgresql": postgresql.dialect(),
-    "mysql": mysql.dialect(),
-    "mariadb": mysql.dialect(),
-    "sqlite": sqlite.dialect(),
-}
+@functools.cache
+def _dialect(name: str) -> sa.engine.Dialect:
+    # Imported on first use: a run reads one dialect, and each of SQLAlchemy's costs 5-20 ms to import.
+    module = importlib.import_module(f"sqlalchemy.dialects.{'mysql' if name == 'mariadb' else name}")
+    dialect: sa.engine.Dialect = module.dialect()
+    return dialect
 
 _Mapping = tuple[pa.DataType, str | None, sa.types.TypeEngine[Any] | None, Converter | None]
 
@@ -165,7 +167,9 @@ def _postgres(t: sa.types.TypeEngine[Any]) -> _Mapping:
         item, logical, cast_to, _ = _postgres(t.item_type)
         # Arrays of enums, json or other casted items arrive as text literals; read them as text[].
         if cast_to is not None or logical is not None:
-            return pa.list_(pa.string()), logical, postgresql.ARRAY(sa.Text()), None
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return pa.list_(pa.string()), logical, ARRAY(sa.Text()), None
         return pa.list_(item), None, None, None
     if isinstance(t, sa.Boolean):
         return pa.bool_(), None, None, None

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ..errors import ReplicatorError
-from ..native_memory import share_one_arena
+from ..native_memory import return_large_buffers
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
@@ -62,7 +62,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     import connectorx
     from pymysql.converters import escape_item
 
-    share_one_arena()
+    return_large_buffers()
 
     variables: dict[str, str] = {}
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -297,8 +296,8 @@ def _with_lake_columns(data: pa.Table, seq: int, loaded_at: dt.datetime, schema:
     n = data.num_rows
     stamp = pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))
     columns = {
-        "_batch_id": pa.array(np.full(n, seq, dtype=np.int64)),
-        "_loaded_at": pa.array(np.full(n, stamp.value, dtype=np.int64)).cast(stamp.type),
+        "_batch_id": pa.repeat(pa.scalar(seq, pa.int64()), n),
+        "_loaded_at": pa.repeat(stamp, n),
         "_deleted": _deleted(data, soft_delete),
     }
     arrays = []
@@ -315,7 +314,7 @@ def _with_lake_columns(data: pa.Table, seq: int, loaded_at: dt.datetime, schema:
 def _deleted(data: pa.Table, soft_delete: str | None) -> pa.Array:
     """A row is deleted when its soft-delete column is set: true for a boolean, non-NULL otherwise."""
     if soft_delete is None:
-        return pa.array(np.zeros(data.num_rows, dtype=bool))
+        return pa.repeat(pa.scalar(False), data.num_rows)
     column = data.column(soft_delete)
     flag = pc.fill_null(column, False) if pa.types.is_boolean(column.type) else pc.is_valid(column)
     return flag.combine_chunks() if isinstance(flag, pa.ChunkedArray) else flag

@@ -1,17 +1,21 @@
-"""Keep the process's native heap from holding on to freed record batches (glibc only).
+"""Keep the process's native heap flat while connectorx reads (glibc only).
 
-glibc serves large allocations with mmap and returns them to the OS when freed, but each such free
-raises its mmap threshold (up to 32 MiB), so later batch-sized buffers come from malloc arenas that
-keep freed memory. connectorx allocates every record batch with malloc in its own threads, so over a
-long read the RSS creeps up to the arenas' high-water mark. A fixed threshold keeps those buffers
-mmapped: bench/, MariaDB 2M-row full extract, peak RSS 328 -> 260 MiB at the same speed. The MySQL
-fast path applies it; ADBC's PostgreSQL reads do not need it (230 -> 215 MiB for 0.1 s more system
-time), so they leave glibc's defaults alone.
+connectorx allocates every record batch with malloc in its own threads, and the writer frees them in
+another. With glibc's defaults each thread gets its own arena, each arena keeps the high-water mark of
+what passed through it, and the mmap threshold rises with every large free, so over a long read the
+RSS creeps up (bench/, MariaDB 2M-row full extract: up to 412 MiB). The MySQL fast path therefore
+limits glibc to one arena, so freed batches are reused in one place, and hands the free memory of that
+arena back to the OS after each statement (a keyset chunk of 8 batches), when the chunk's buffers are gone.
 
-The price is page faults (every batch buffer is mapped afresh: about 200,000 minor faults, 0.3 s of
-system time per 2M rows). One malloc arena instead (M_ARENA_MAX=1) measured 0.18 s faster with the
-same peak on a local lake, but on an S3 lake, where boto3's upload threads allocate beside the
-reader, its peak was 326 MiB against this threshold's 280 (VmHWM, 4 runs each), over the 300 MiB target.
+Measured with `python -m bench.step extract` on that extract, 6 alternating runs each:
+
+- one arena and a trim per chunk: 2.53 s wall, peak RSS 259 MiB locally; 288 MiB to an S3 lake
+  (VmHWM, 3 runs), where boto3's upload threads allocate beside the reader
+- one arena alone: 2.69 s, 271 MiB locally, but 326 MiB to an S3 lake: over the 300 MiB target
+- the fixed 128 KiB mmap threshold used before (every batch buffer mapped afresh: about 200,000 minor
+  page faults and 0.3 s of system time per 2M rows): 2.66 s, 252 MiB locally, 278 MiB to S3
+
+ADBC's PostgreSQL reads allocate through Arrow's own memory pool and leave glibc's defaults alone.
 """
 
 from __future__ import annotations
@@ -21,24 +25,34 @@ import ctypes.util
 import logging
 import sys
 
-__all__ = ["return_large_buffers"]
+__all__ = ["release_free_memory", "share_one_arena"]
 
 log = logging.getLogger(__name__)
 
-_M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
-_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value, kept fixed
+_M_ARENA_MAX = -8  # from glibc's malloc.h
+_libc: ctypes.CDLL | None = None
 _applied: bool | None = None
 
 
-def return_large_buffers() -> bool:
-    """Fix glibc's mmap threshold once per process; True when it applies (False elsewhere, harmlessly)."""
-    global _applied
+def share_one_arena() -> bool:
+    """Limit glibc to one malloc arena, once per process; True when it applies (False elsewhere, harmlessly).
+
+    Process-wide, and it only bounds arenas created after it: call it before the reader starts its threads.
+    """
+    global _applied, _libc
     if _applied is None:
         _applied = False
         if sys.platform.startswith("linux"):
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                _applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, _THRESHOLD_BYTES))
+                _applied = bool(libc.mallopt(_M_ARENA_MAX, 1))
+                _libc = libc if _applied else None
             except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
                 log.debug("mallopt is not available; the native heap keeps its defaults")
     return _applied
+
+
+def release_free_memory() -> None:
+    """Return the heap's free pages to the OS (malloc_trim); a no-op unless `share_one_arena` applied."""
+    if _libc is not None:
+        _libc.malloc_trim(0)

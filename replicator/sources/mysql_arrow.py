@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ..errors import ReplicatorError
-from ..native_memory import return_large_buffers
+from ..native_memory import release_free_memory, share_one_arena
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
@@ -62,7 +62,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     import connectorx
     from pymysql.converters import escape_item
 
-    return_large_buffers()
+    share_one_arena()
 
     variables: dict[str, str] = {}
 
@@ -92,6 +92,9 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
                                      pre_execution_query=setup)
         for batch in reader:
             yield conform(batch, schema)
+        # Between statements most of the chunk's batches are written and freed: hand their pages back
+        # before the next chunk refills the heap, instead of letting it grow around what is still held.
+        release_free_memory()
     except ReplicatorError:
         raise
     except BaseException as exc:  # connectorx reports driver failures as RuntimeError or a Rust panic

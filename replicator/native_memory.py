@@ -4,16 +4,16 @@ connectorx allocates every record batch with malloc in its own threads, and the 
 another. With glibc's defaults each thread gets its own arena, each arena keeps the high-water mark of
 what passed through it, and the mmap threshold rises with every large free, so over a long read the
 RSS creeps up (bench/, MariaDB 2M-row full extract: up to 412 MiB). The MySQL fast path therefore
-limits glibc to one arena, so freed batches are reused in one place, and hands the free memory of that
-arena back to the OS after each statement (a keyset chunk of 8 batches), when the chunk's buffers are gone.
+limits glibc to one arena, so freed batches are reused in one place, and hands that arena's free pages
+back to the OS after each statement (a keyset chunk of at most 8 batches).
 
-Measured with `python -m bench.step extract` on that extract, 6 alternating runs each:
+Measured with `python -m bench.step extract` on that extract (wall; peak RSS on a local lake; VmHWM on
+an S3 lake, where boto3's upload threads allocate beside the reader):
 
-- one arena and a trim per chunk: 2.53 s wall, peak RSS 259 MiB locally; 288 MiB to an S3 lake
-  (VmHWM, 3 runs), where boto3's upload threads allocate beside the reader
-- one arena alone: 2.69 s, 271 MiB locally, but 326 MiB to an S3 lake: over the 300 MiB target
-- the fixed 128 KiB mmap threshold used before (every batch buffer mapped afresh: about 200,000 minor
-  page faults and 0.3 s of system time per 2M rows): 2.66 s, 252 MiB locally, 278 MiB to S3
+- one arena and a trim per chunk: 2.57 s, 259 MiB, S3 285-293 MiB (8 and 4 alternating runs)
+- the fixed 128 KiB mmap threshold used before, which mapped every batch buffer afresh (about 200,000
+  minor page faults, 0.3 s of system time per 2M rows): 2.67 s, 242 MiB, S3 277-281 MiB
+- one arena without the trim: about 0.05 s faster still, but 322-345 MiB on S3, over the 300 MiB target
 
 ADBC's PostgreSQL reads allocate through Arrow's own memory pool and leave glibc's defaults alone.
 """

@@ -159,6 +159,7 @@ def _dialect(name: str) -> sa.engine.Dialect:
     dialect: sa.engine.Dialect = module.dialect()
     return dialect
 
+
 _Mapping = tuple[pa.DataType, str | None, sa.types.TypeEngine[Any] | None, Converter | None]
 
 

@@ -102,13 +102,14 @@ def build_mariadb_floor(work: Path) -> Path | None:
 def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool = False,
             mariadb_floor: Path | None = None) -> dict[str, Any]:
     steps = StepRunner(dialect, work / f"run{run}-{dialect}")
-    floor_args = ["floor", "--dialect", dialect, "--table", SOURCE_TABLE]
+    client_args = ["floor", "--dialect", dialect, "--table", SOURCE_TABLE]  # the database's own client
+    floor_args = client_args
     if dialect == "mariadb":
         # The target is 1.7x the binary-protocol floor; the CLI (text protocol) is its stand-in.
         if mariadb_floor is not None:
-            floor_args += ["--binary", str(mariadb_floor)]
+            floor_args = [*client_args, "--binary", str(mariadb_floor)]
             steps.run("floor", floor_args)
-        steps.run("cli_ref", ["floor", "--dialect", dialect, "--table", SOURCE_TABLE])
+        steps.run("cli_ref", client_args)
     else:
         steps.run("floor", floor_args)
     steps.folder.mkdir(parents=True, exist_ok=True)

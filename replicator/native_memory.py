@@ -30,8 +30,8 @@ __all__ = ["release_free_memory", "share_one_arena"]
 log = logging.getLogger(__name__)
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
-_libc: ctypes.CDLL | None = None
-_applied: bool | None = None
+_tried = False
+_libc: ctypes.CDLL | None = None  # set once the arena limit applied
 
 
 def share_one_arena() -> bool:
@@ -39,17 +39,17 @@ def share_one_arena() -> bool:
 
     Process-wide, and it only bounds arenas created after it: call it before the reader starts its threads.
     """
-    global _applied, _libc
-    if _applied is None:
-        _applied = False
+    global _tried, _libc
+    if not _tried:
+        _tried = True
         if sys.platform.startswith("linux"):
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                _applied = bool(libc.mallopt(_M_ARENA_MAX, 1))
-                _libc = libc if _applied else None
+                if libc.mallopt(_M_ARENA_MAX, 1):
+                    _libc = libc
             except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
                 log.debug("mallopt is not available; the native heap keeps its defaults")
-    return _applied
+    return _libc is not None
 
 
 def release_free_memory() -> None:

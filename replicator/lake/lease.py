@@ -66,12 +66,18 @@ def _body(run_id: str, expires_at: dt.datetime) -> bytes:
 def _process_identity() -> dict[str, str]:
     """Where this process runs, precisely enough to tell later, from the same host, whether it still runs.
 
-    The boot id and PID namespace make a pid comparable (containers share hostnames and reuse pids); the
-    start time tells a reused pid from the holder. Empty off Linux: such leases only expire.
+    The start time tells a reused pid from the holder. Empty off Linux: such leases only expire.
     """
+    machine = _machine_identity()
+    return {**machine, "started": _start_ticks(os.getpid()) or ""} if machine else {}
+
+
+def _machine_identity() -> dict[str, str]:
+    """The boot and PID namespace this process runs in: they make a pid comparable (containers share
+    hostnames and reuse pids). Empty off Linux."""
     try:
         return {"boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
-                "pid_ns": os.readlink("/proc/self/ns/pid"), "started": _start_ticks(os.getpid()) or ""}
+                "pid_ns": os.readlink("/proc/self/ns/pid")}
     except OSError:
         return {}
 
@@ -88,7 +94,7 @@ def _start_ticks(pid: int) -> str | None:
 
 def holder_state(holder: dict[str, Any]) -> str:
     """"running" or "exited" when the lease's run was on this machine (same boot and PID namespace), else "unknown"."""
-    mine = _process_identity()
+    mine = _machine_identity()
     if not mine or not holder.get("started") or holder.get("host") != socket.gethostname():
         return "unknown"
     if holder.get("boot_id") != mine["boot_id"] or holder.get("pid_ns") != mine["pid_ns"]:

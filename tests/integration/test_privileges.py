@@ -31,27 +31,24 @@ def plain_role(pg_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_horizon_without_privilege_warns_once_and_falls_back(tmp_path: Path, pg_url: str, plain_role, duckdb_url: str,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+                                                              caplog: pytest.LogCaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from replicator.sources.postgres import PostgresSource
 
     role, url = plain_role
     execute(pg_url, "CREATE TABLE t (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())",
             "INSERT INTO t (id) VALUES (1)")
-    monkey_flag = PostgresSource._warned_privilege
-    PostgresSource._warned_privilege = False
-    try:
-        project = write_project(tmp_path, sources={"app": url}, lake=str(tmp_path / "lake"), warehouse=duckdb_url,
-                                tables={"t": "source: app\ntable: public.t\nprimary_key: [id]\nwatermark: updated_at\nlookback: 1m\n"})
-        rep = Replicator.from_path(project)
-        with caplog.at_level(logging.WARNING, logger="replicator.sources.postgres"):
-            rep.sync("t")
-            execute(pg_url, "INSERT INTO t (id) VALUES (2)")
-            rep.sync("t")
-        warnings = [r.getMessage() for r in caplog.records if "pg_read_all_stats" in r.getMessage()]
-        assert len(warnings) == 1 and "lookback" in warnings[0]
-        assert rep.read_table("t").num_rows == 2
-    finally:
-        PostgresSource._warned_privilege = monkey_flag
+    monkeypatch.setattr(PostgresSource, "_warned_privilege", False)  # each test sees the one warning
+    project = write_project(tmp_path, sources={"app": url}, lake=str(tmp_path / "lake"), warehouse=duckdb_url,
+                            tables={"t": "source: app\ntable: public.t\nprimary_key: [id]\nwatermark: updated_at\nlookback: 1m\n"})
+    rep = Replicator.from_path(project)
+    with caplog.at_level(logging.WARNING, logger="replicator.sources.postgres"):
+        rep.sync("t")
+        execute(pg_url, "INSERT INTO t (id) VALUES (2)")
+        rep.sync("t")
+    warnings = [r.getMessage() for r in caplog.records if "pg_read_all_stats" in r.getMessage()]
+    assert len(warnings) == 1 and "lookback" in warnings[0]
+    assert rep.read_table("t").num_rows == 2
 
 
 def test_warehouse_schema_that_cannot_be_created_is_a_clear_error(tmp_path: Path, pg_url: str, plain_role) -> None:
@@ -81,28 +78,25 @@ def mysql_plain_user(mysql_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_mysql_horizon_without_process_privilege_warns_once_and_falls_back(
-        tmp_path: Path, mysql_url: str, mysql_plain_user: str, duckdb_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, mysql_url: str, mysql_plain_user: str, duckdb_url: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from replicator.sources.mysql import MySQLSource
 
     execute(mysql_url, "CREATE TABLE t (id int PRIMARY KEY, updated_at datetime(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))",
             "INSERT INTO t (id) VALUES (1)")
     with pytest.raises(pymysql.err.OperationalError, match="PROCESS"):
         execute(mysql_plain_user, "SELECT COUNT(*) FROM information_schema.INNODB_TRX")
-    monkey_flag = MySQLSource._warned_privilege
-    MySQLSource._warned_privilege = False
-    try:
-        project = write_project(tmp_path, sources={"app": mysql_plain_user}, lake=str(tmp_path / "lake"),
-                                warehouse=duckdb_url,
-                                tables={"t": "source: app\ntable: t\nprimary_key: [id]\nwatermark: updated_at\nlookback: 1m\n"})
-        rep = Replicator.from_path(project)
-        with caplog.at_level(logging.WARNING, logger="replicator.sources.mysql"):
-            first = rep.sync("t")
-            execute(mysql_url, "INSERT INTO t (id) VALUES (2)")
-            second = rep.sync("t")
-        warnings = [r.getMessage() for r in caplog.records if "PROCESS" in r.getMessage()]
-        assert len(warnings) == 1 and "lookback" in warnings[0]
-        assert (first.extract.rows_committed, second.extract.rows_committed) == (1, 1)
-        assert rep.read_table("t").num_rows == 2
-        assert all("pw-" not in r.getMessage() for r in caplog.records)
-    finally:
-        MySQLSource._warned_privilege = monkey_flag
+    monkeypatch.setattr(MySQLSource, "_warned_privilege", False)  # each test sees the one warning
+    project = write_project(tmp_path, sources={"app": mysql_plain_user}, lake=str(tmp_path / "lake"),
+                            warehouse=duckdb_url,
+                            tables={"t": "source: app\ntable: t\nprimary_key: [id]\nwatermark: updated_at\nlookback: 1m\n"})
+    rep = Replicator.from_path(project)
+    with caplog.at_level(logging.WARNING, logger="replicator.sources.mysql"):
+        first = rep.sync("t")
+        execute(mysql_url, "INSERT INTO t (id) VALUES (2)")
+        second = rep.sync("t")
+    warnings = [r.getMessage() for r in caplog.records if "PROCESS" in r.getMessage()]
+    assert len(warnings) == 1 and "lookback" in warnings[0]
+    assert (first.extract.rows_committed, second.extract.rows_committed) == (1, 1)
+    assert rep.read_table("t").num_rows == 2
+    assert all("pw-" not in r.getMessage() for r in caplog.records)

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,9 +34,11 @@ from .lake import (
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
 from .lake.reader import KNOWN_WATERMARK, manifests_reaching
-from .sources import ReadRequest, SqlSource, TableSchema
 from .streams import prefetch
 from .types import schema_fingerprint
+
+if TYPE_CHECKING:
+    from .sources import ReadRequest, SqlSource, TableSchema
 
 __all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema", "last_sync"]
 
@@ -142,6 +144,8 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
     if (previous is not None and window.lower is not None and window.lower == prev_wm and previous.watermark_key
             and not table.null_fallback and not include_nulls):
         after_key = tuple(wm.decode(v) for v in previous.watermark_key)
+    from .sources import ReadRequest  # SQLAlchemy, imported only by commands that read a source
+
     request = ReadRequest(table, schema, window.lower, include_nulls, chunked=window.lower is None, after_key=after_key)
     replaced = active_manifests(store, name) if previous is not None and window.lower is None else []
     known = None

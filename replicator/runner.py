@@ -31,12 +31,12 @@ from .lake.paths import in_table, last_reconcile_path
 from .lake.publish import superseded_path
 from .lake.store import open_store
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
-from .sources import SqlSource, open_source
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
 
 if TYPE_CHECKING:
     from .compaction import CompactionResult
     from .reconcile import ReconcileReport
+    from .sources import SqlSource
 
 __all__ = ["LoadResult", "Replicator", "SyncResult", "TableStatus"]
 
@@ -93,6 +93,9 @@ class Replicator:
 
     def source(self, name: str) -> SqlSource:
         if name not in self._sources:
+            # Imported here: SQLAlchemy and the drivers cost 0.2 s that load and status never need.
+            from .sources import open_source
+
             self._sources[name] = open_source(name, self.project.config.sources[name])
         return self._sources[name]
 

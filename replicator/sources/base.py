@@ -19,7 +19,8 @@ from sqlalchemy.sql import quoted_name
 
 from ..config import SourceConfig, TableConfig
 from ..errors import ConfigError, ReplicatorError, SourceError, SourceUnavailable, mask_secrets
-from ..types import ColumnSpec, arrow_schema, column_spec
+from ..types import ColumnSpec, arrow_schema
+from .typemap import column_spec
 
 __all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
 

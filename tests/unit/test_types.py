@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from replicator.types import LOGICAL_KEY, SOURCE_TYPE_KEY, arrow_schema, column_spec, schema_fingerprint
+from replicator.sources.typemap import column_spec
+from replicator.types import LOGICAL_KEY, SOURCE_TYPE_KEY, arrow_schema, schema_fingerprint
 
 UTC = dt.timezone.utc
 PLUS2 = dt.timezone(dt.timedelta(hours=2))

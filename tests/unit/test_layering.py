@@ -1,4 +1,4 @@
-"""One-way dependency: the replicator library never imports Dagster (dagster_defs builds on it)."""
+"""One-way dependencies: the library never imports Dagster (dagster_defs builds on it); load and status never import SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -58,3 +58,35 @@ def test_importing_the_library_does_not_load_dagster() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_commands_that_open_no_source_do_not_import_sqlalchemy(tmp_path: Path) -> None:
+    """Loading the warehouse from the lake and `status` never touch a source: they start without SQLAlchemy."""
+    import sqlite3
+
+    from replicator import Replicator
+
+    from ..conftest import write_project
+
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as con:
+        con.execute("CREATE TABLE rides (id INTEGER PRIMARY KEY, price NUMERIC(12, 2), updated_at TIMESTAMP)")
+        con.executemany("INSERT INTO rides VALUES (?, ?, ?)",
+                        [(i, f"{i}.25", f"2026-01-0{1 + i % 5} 10:00:00") for i in range(1, 101)])
+    project = write_project(
+        tmp_path / "project", sources={"app": f"sqlite:///{app}"}, lake=str(tmp_path / "lake"),
+        warehouse=f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+        tables={"rides": "source: app\ntable: rides\nprimary_key: [id]\nwatermark: updated_at\n"},
+    )
+    with Replicator.from_path(project) as rep:
+        assert rep.extract("rides").rows_committed == 100
+    code = (
+        "import sys; from replicator import Replicator; from replicator.cli import main\n"
+        f"rep = Replicator.from_path({str(project)!r})\n"
+        "loaded = rep.load('rides').rows_loaded; rep.close()\n"
+        f"status = main(['--project', {str(project)!r}, 'status'])\n"
+        "print(loaded, status, 'sqlalchemy' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "100 0 False"

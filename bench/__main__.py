@@ -69,8 +69,13 @@ class StepRunner:
         self.steps: dict[str, dict[str, Any]] = {}
 
     def run(self, name: str, args: list[str], env: dict[str, str] | None = None) -> ChildResult:
+        srv = server(self.dialect)
+        before = srv.disk_reads()
         result = run_step(args, env)
+        after = srv.disk_reads()
         self.steps[name] = result.as_dict()
+        if before is not None and after is not None:
+            self.steps[name]["server_read_mib"] = (after - before) / 2**20
         rows = result.reported.get("rows_read", result.reported.get("rows_loaded", ""))
         status = "ok" if result.ok else f"FAILED: {result.error}"
         log(f"{self.dialect:<10} {name:<25} wall {result.wall_s:7.2f} s  rss {result.peak_rss_mib:6.0f} MiB  "

@@ -118,8 +118,21 @@ class Server:
             if self.dialect == "postgresql":
                 cur.execute("SELECT current_setting('shared_buffers')")
                 return f"{version}, shared_buffers {cur.fetchone()[0]}"
-            cur.execute("SELECT @@innodb_buffer_pool_size DIV 1048576")
-            return f"{version}, innodb_buffer_pool_size {cur.fetchone()[0]} MiB"
+            cur.execute("SELECT @@innodb_buffer_pool_size DIV 1048576, @@innodb_flush_method")
+            pool, flush = cur.fetchone()
+            return f"{version}, innodb_buffer_pool_size {pool} MiB, innodb_flush_method {flush}"
+
+    def disk_reads(self) -> int | None:
+        """Bytes InnoDB has read from its data files since start (MariaDB); None for PostgreSQL.
+
+        With O_DIRECT these are disk reads: what a step's rows cost the server beyond its buffer pool.
+        PostgreSQL reads through the OS page cache, where no counter tells a disk read from a cached one.
+        """
+        if self.dialect != "mariadb":
+            return None
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_data_read'")
+            return int(cur.fetchone()[1])
 
 
 def server(dialect: str) -> Server:

@@ -128,6 +128,8 @@ class _Seen:
 
 def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource, store: LakeStore,
           previous: Manifest | None, full_refresh: bool) -> _Plan:
+    from .sources import ReadRequest  # with SQLAlchemy, imported only by commands that read a source
+
     incremental = table.replication == "incremental" and not full_refresh
     prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
     wm_type = schema.column(table.watermark).arrow_type if table.watermark else None
@@ -144,8 +146,6 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
     if (previous is not None and window.lower is not None and window.lower == prev_wm and previous.watermark_key
             and not table.null_fallback and not include_nulls):
         after_key = tuple(wm.decode(v) for v in previous.watermark_key)
-    from .sources import ReadRequest  # SQLAlchemy, imported only by commands that read a source
-
     request = ReadRequest(table, schema, window.lower, include_nulls, chunked=window.lower is None, after_key=after_key)
     replaced = active_manifests(store, name) if previous is not None and window.lower is None else []
     known = None

@@ -34,11 +34,12 @@ from .lake import (
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
 from .lake.reader import KNOWN_WATERMARK, manifests_reaching
+from .reading import ReadRequest, TableSchema
 from .streams import prefetch
 from .types import schema_fingerprint
 
 if TYPE_CHECKING:
-    from .sources import ReadRequest, SqlSource, TableSchema
+    from .sources import SqlSource
 
 __all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema", "last_sync"]
 
@@ -128,8 +129,6 @@ class _Seen:
 
 def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource, store: LakeStore,
           previous: Manifest | None, full_refresh: bool) -> _Plan:
-    from .sources import ReadRequest  # with SQLAlchemy, imported only by commands that read a source
-
     incremental = table.replication == "incremental" and not full_refresh
     prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
     wm_type = schema.column(table.watermark).arrow_type if table.watermark else None

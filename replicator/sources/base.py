@@ -1,4 +1,4 @@
-"""The reader protocol and the SQLAlchemy-based reader every dialect module specializes."""
+"""The SQLAlchemy-based reader every dialect module specializes (the protocol it meets is in `reading`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,7 +18,8 @@ from sqlalchemy.sql import quoted_name
 
 from ..config import SourceConfig, TableConfig
 from ..errors import ConfigError, ReplicatorError, SourceError, SourceUnavailable, mask_secrets
-from ..types import ColumnSpec, arrow_schema
+from ..reading import ReadRequest, SourceReader, TableSchema
+from ..types import ColumnSpec
 from .typemap import column_spec
 
 __all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
@@ -39,50 +39,6 @@ def source_error(source: str, action: str, exc: BaseException) -> ReplicatorErro
     if isinstance(exc, sa.exc.OperationalError):
         return SourceError(f"source {source!r}: cannot {action}: {first}; fix the credentials or database in its url")
     return SourceError(f"source {source!r}: cannot {action}: {first}")
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """What replicator reads of one table: its columns in order and every column the source has."""
-
-    columns: tuple[ColumnSpec, ...]
-    source_columns: tuple[str, ...]
-
-    @property
-    def arrow(self) -> pa.Schema:
-        return arrow_schema(self.columns)
-
-    def column(self, name: str) -> ColumnSpec:
-        return next(c for c in self.columns if c.name == name)
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """Which rows to read.
-
-    lower None: all rows. Otherwise rows whose watermark is >= lower (the fallback column's value where
-    the watermark is NULL, if the table has one), plus NULL-watermark rows if asked; with
-    `after_key`, rows at exactly `lower` only past that primary key (a keyset cursor through ties).
-    """
-
-    table: TableConfig
-    schema: TableSchema
-    lower: Any = None
-    include_null_watermark: bool = False
-    chunked: bool = False
-    after_key: tuple[Any, ...] | None = None
-
-
-class SourceReader(Protocol):
-    """What the pipeline needs of a source."""
-
-    name: str
-
-    def describe(self, table: TableConfig) -> TableSchema: ...
-    def horizon(self) -> dt.datetime | None: ...
-    def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]: ...
-    def count_rows(self, table: TableConfig, where_null: str | None = None) -> int: ...
-    def close(self) -> None: ...
 
 
 def normalize_url(url: str) -> str:

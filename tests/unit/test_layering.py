@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ast
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import replicator
+from replicator import Replicator
+
+from ..conftest import write_project
 
 PACKAGE = Path(replicator.__file__).resolve().parent
 
@@ -62,12 +66,6 @@ def test_importing_the_library_does_not_load_dagster() -> None:
 
 def test_commands_that_open_no_source_do_not_import_sqlalchemy(tmp_path: Path) -> None:
     """Loading the warehouse from the lake and `status` never touch a source: they start without SQLAlchemy."""
-    import sqlite3
-
-    from replicator import Replicator
-
-    from ..conftest import write_project
-
     app = tmp_path / "app.db"
     with sqlite3.connect(app) as con:
         con.execute("CREATE TABLE rides (id INTEGER PRIMARY KEY, price NUMERIC(12, 2), updated_at TIMESTAMP)")

@@ -27,14 +27,14 @@ from .lake import (
     acquire_lease,
     active_manifests,
     commit_manifest,
-    keys_in_window,
-    latest_manifest,
+    latest_in_window,
     paths,
 )
 from .lake.manifest import encode_schema
 from .lake.publish import finish_publish, publish
-from .lake.reader import KNOWN_WATERMARK, manifests_reaching
+from .lake.reader import manifests_reaching
 from .reading import ReadRequest, TableSchema
+from .rereads import drop_unchanged
 from .streams import prefetch
 from .types import schema_fingerprint
 
@@ -90,9 +90,11 @@ class _Plan:
 
     incremental: bool
     previous_watermark: Any
-    horizon: dt.datetime | None
+    clock: wm.SettleClock | None
+    bound: Any  # wm.settle_bound: the lowest watermark value that may still gain rows
+    probes: list[wm.Probe]  # integer watermarks: probes not settled yet, carried to the next batch
     request: ReadRequest
-    known: pa.Table | None  # (key, __watermark) already in the lake for the window
+    known: pa.Table | None  # per key, the lake's latest version inside the window
     replaced: list[Manifest]  # the chain a complete read replaces
 
     @property
@@ -131,8 +133,16 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
           previous: Manifest | None, full_refresh: bool) -> _Plan:
     incremental = table.replication == "incremental" and not full_refresh
     prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
-    wm_type = schema.column(table.watermark).arrow_type if table.watermark else None
-    horizon = source.horizon() if incremental and wm_type is not None and pa.types.is_timestamp(wm_type) else None
+    kind = wm.watermark_kind(schema.column(table.watermark).arrow_type) if table.watermark else None
+    clock, probes = None, []
+    if incremental and kind is not None:
+        if kind == "int":
+            # The probe's snapshot must begin before the clock is read (see watermark.settle_bound).
+            probes = [wm.Probe.from_json(p) for p in (previous.settle_probes if previous else [])]
+            probe = source.probe(table)
+            probes += [probe] if probe is not None else []
+        clock = source.settle_clock()
+    bound = wm.settle_bound(kind, clock, probes) if kind is not None else None
     window = wm.read_window(prev_wm, table.lookback)
     include_nulls = table.on_null_watermark == "include"
     if table.watermark and table.on_null_watermark == "fail" and window.lower is not None:
@@ -151,9 +161,15 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
     if previous is not None and window.lower is not None and after_key is None and table.watermark:
         # NULL-watermark rows can sit in any batch, so `include` compares against the whole chain.
         recent = active_manifests(store, name) if include_nulls else manifests_reaching(store, name, window.lower)
-        known = keys_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls,
+        known = latest_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls,
                                table.null_fallback) if recent else None
-    return _Plan(incremental, prev_wm, horizon, request, known, replaced)
+    pending = [p for p in probes if clock is None or not p.at < clock.open_since]
+    return _Plan(incremental, prev_wm, clock, bound, _carried(pending), request, known, replaced)
+
+
+def _carried(probes: list[wm.Probe]) -> list[wm.Probe]:
+    """Unsettled probes worth keeping: the oldest settles first, the newest reach highest."""
+    return probes if len(probes) <= 4 else [probes[0], *probes[-3:]]
 
 
 def _recover(store: LakeStore, name: str) -> Manifest | None:
@@ -199,7 +215,7 @@ def extract_table(
                 if table.watermark and table.on_null_watermark == "fail" and data.column(table.watermark).null_count:
                     raise _null_watermark_error(name, table, data.column(table.watermark).null_count)
                 if plan.known is not None and plan.known.num_rows:
-                    data = _drop_known(data, plan.known, table)
+                    data, _ = drop_unchanged(data, _deleted(data, table.soft_delete), plan.known, table.primary_key)
                 if table.replication == "full":
                     for b in data.to_batches():
                         digest.update(b.serialize())
@@ -223,8 +239,9 @@ def extract_table(
             writer.abort()
             raise
 
-        new_wm = wm.next_watermark(plan.previous_watermark, seen.max_seen, plan.horizon) if table.watermark else None
-        settled = seen.max_seen is not None and new_wm == seen.max_seen and not table.null_fallback
+        new_wm = wm.next_watermark(plan.previous_watermark, seen.max_seen, plan.bound) if table.watermark else None
+        settled = (seen.max_seen is not None and new_wm == seen.max_seen and wm.is_settled(seen.max_seen, plan.bound)
+                   and not table.null_fallback)
         prev_max = wm.decode(previous.max_seen) if previous is not None and plan.incremental else None
         manifest = Manifest(
             table=name, seq=seq, run_id=run_id, mode="full" if plan.complete else "incremental",
@@ -233,7 +250,8 @@ def extract_table(
             watermark_column=table.watermark, watermark_before=wm.encode(plan.previous_watermark),
             watermark=wm.encode(new_wm), max_seen=wm.encode(_max_of(prev_max, seen.max_seen)),
             watermark_key=[wm.encode(v) for v in seen.key_at_max] if settled and seen.key_at_max else None,
-            horizon=plan.horizon.isoformat() if plan.horizon else None, read_lower=wm.encode(plan.request.lower),
+            horizon=plan.clock.horizon.isoformat() if plan.clock else None, read_lower=wm.encode(plan.request.lower),
+            settle_probes=[p.to_json() for p in plan.probes],
             content_hash=content_hash, stats={"rows_read": seen.rows_read, "null_watermarks": seen.null_watermarks},
         )
         commit_manifest(store, manifest)
@@ -268,25 +286,6 @@ def _null_watermark_error(name: str, table: TableConfig, count: int) -> SourceEr
         f"table {name!r}: {count} rows have NULL in watermark column {table.watermark!r}; nothing was written. "
         f"Set `on_null_watermark: include` in its YAML to replicate them, or fill the column"
     )
-
-
-def _drop_known(data: pa.Table, known: pa.Table, table: TableConfig) -> pa.Table:
-    """Drop rows the lake already holds unchanged: same key and same (effective) watermark value."""
-    assert table.watermark is not None
-    key = list(table.primary_key)
-    effective = wm.effective(data, table.watermark, table.null_fallback)
-    tagged = data.append_column(KNOWN_WATERMARK, effective)
-    is_null = pc.is_null(effective)
-    with_wm = tagged.filter(pc.invert(is_null))
-    kept = with_wm.join(known, keys=[*key, KNOWN_WATERMARK], join_type="left anti", use_threads=False) if with_wm.num_rows else with_wm
-    parts = [kept.select(data.column_names)]
-    if pc.any(is_null).as_py():
-        nulls = data.filter(is_null)
-        known_null = known.filter(pc.is_null(known.column(KNOWN_WATERMARK))).select(key)
-        if known_null.num_rows:
-            nulls = nulls.join(known_null, keys=key, join_type="left anti", use_threads=False)
-        parts.append(nulls.select(data.column_names))
-    return pa.concat_tables(parts)
 
 
 def _max_of(a: Any, b: Any) -> Any:

@@ -6,7 +6,6 @@ source import `sources` (and with it SQLAlchemy and the drivers).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,6 +14,7 @@ import pyarrow as pa
 
 from .config import TableConfig
 from .types import ColumnSpec, arrow_schema
+from .watermark import Probe, SettleClock
 
 __all__ = ["ReadRequest", "SourceReader", "TableSchema"]
 
@@ -57,7 +57,8 @@ class SourceReader(Protocol):
     name: str
 
     def describe(self, table: TableConfig) -> TableSchema: ...
-    def horizon(self) -> dt.datetime | None: ...
+    def settle_clock(self) -> SettleClock | None: ...
+    def probe(self, table: TableConfig) -> Probe | None: ...
     def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]: ...
     def count_rows(self, table: TableConfig, where_null: str | None = None) -> int: ...
     def close(self) -> None: ...

@@ -49,6 +49,7 @@ class Manifest:
     watermark_key: list[Any] | None = None  # primary key of the last row at `watermark`, when it is settled
     horizon: Any = None
     read_lower: Any = None
+    settle_probes: list[Any] = field(default_factory=list)  # integer watermarks: probes not yet settled
     content_hash: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -75,7 +76,7 @@ def watermark_state(previous: Manifest) -> dict[str, Any]:
     """The watermark fields of `previous`, for a batch that reads nothing from the source (markers, compaction)."""
     return {"watermark_column": previous.watermark_column, "watermark_before": previous.watermark,
             "watermark": previous.watermark, "max_seen": previous.max_seen, "watermark_key": previous.watermark_key,
-            "horizon": previous.horizon, "read_lower": previous.read_lower}
+            "horizon": previous.horizon, "read_lower": previous.read_lower, "settle_probes": previous.settle_probes}
 
 
 def encode_schema(schema: pa.Schema) -> str:

@@ -16,7 +16,7 @@ from . import paths
 from .manifest import Manifest, list_manifest_seqs, load_manifest
 from .store import LakeStore, lake_error
 
-__all__ = ["active_manifests", "current_state", "keys_in_window", "manifests_reaching", "read_files"]
+__all__ = ["active_manifests", "current_state", "latest_in_window", "manifests_reaching", "read_files"]
 
 
 def active_manifests(store: LakeStore, table: str, as_of: int | None = None) -> list[Manifest]:
@@ -64,14 +64,13 @@ def read_files(store: LakeStore, paths: Sequence[str], columns: Sequence[str] | 
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-KNOWN_WATERMARK = "__watermark"
+def latest_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequence[str], watermark: str,
+                     lower: Any, include_nulls: bool = False, fallback: str | None = None) -> pa.Table:
+    """Per key, the lake's latest committed version among rows whose watermark is >= lower, every column.
 
-
-def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequence[str], watermark: str,
-                   lower: Any, include_nulls: bool = False, fallback: str | None = None) -> pa.Table:
-    """(key..., __watermark) of committed rows whose watermark is >= lower, reading only files that can hold them.
-
-    __watermark is the effective watermark (the fallback column's value where the watermark is NULL).
+    Only files that can hold such rows are read. The watermark is the effective one (the fallback
+    column's value where it is NULL); with `include_nulls`, rows whose effective watermark is NULL
+    count as inside the window. A re-read row equal to its key's version here is already in the lake.
     """
     wanted = []
     for manifest in manifests:
@@ -79,18 +78,25 @@ def keys_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Sequenc
             hi = wm.decode(f.watermark_max)
             if lower is None or include_nulls or (hi is not None and hi >= lower):
                 wanted.append(paths.in_table(store.root, manifest.table, f.path))
-    columns = list(dict.fromkeys([*key, watermark, *([fallback] if fallback else [])]))  # the key may be the watermark
-    data = read_files(store, wanted, columns)
+    data = read_files(store, wanted, schema=manifests[-1].schema if manifests else None)
     if data.num_rows == 0:
-        return pa.table({**{k: data.column(k) for k in key}, KNOWN_WATERMARK: data.column(watermark)}) if columns else data
-    effective = wm.effective(data, watermark, fallback)
-    data = pa.table({**{k: data.column(k) for k in key}, KNOWN_WATERMARK: effective})
-    if lower is None:
         return data
-    mask = pc.greater_equal(data.column(KNOWN_WATERMARK), pa.scalar(lower, type=effective.type))
-    if include_nulls:
-        mask = pc.or_kleene(mask, pc.is_null(data.column(KNOWN_WATERMARK)))
-    return data.filter(pc.fill_null(mask, False))
+    effective = wm.effective(data, watermark, fallback)
+    if lower is not None:
+        mask = pc.greater_equal(effective, pa.scalar(lower, type=effective.type))
+        if include_nulls:
+            mask = pc.or_kleene(mask, pc.is_null(effective))
+        keep = pc.fill_null(mask, False)
+        data, effective = data.filter(keep), effective.filter(keep)
+    # Sorted by batch, then watermark (NULL lowest), the last row of each key is its latest version.
+    ordered = data.append_column(_VALID, pc.is_valid(effective)).append_column(_ORDER, effective).sort_by(
+        [("_batch_id", "ascending"), (_VALID, "ascending"), (_ORDER, "ascending")])
+    ordered = ordered.drop_columns([_VALID, _ORDER]).append_column(_ORDER, pa.array(range(ordered.num_rows), pa.int64()))
+    last = ordered.select([*key, _ORDER]).group_by(list(key), use_threads=False).aggregate([(_ORDER, "max")])
+    return ordered.take(last.column(f"{_ORDER}_max")).drop_columns([_ORDER])
+
+
+_ORDER, _VALID = "__replicator_order", "__replicator_valid"
 
 
 def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
@@ -116,21 +122,24 @@ def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) ->
 
 def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: str | None,
                   as_of: int | None = None) -> pa.Table:
-    """The table as the lake holds it (after batch `as_of`, default the latest): one row per key."""
+    """The table as the lake holds it (after batch `as_of`, default the latest): one row per key.
+
+    Each file is read where it is now (final, staging or superseded path: see `recovery.locate`).
+    """
     from .publish import superseded_path
+    from .recovery import locate, read_committed  # imported here: recovery imports this module
 
     manifests = active_manifests(store, table, as_of)
     schema = manifests[-1].schema if manifests else None
-    files = [paths.in_table(store.root, table, f.path) for m in manifests for f in m.files]
-    if as_of is not None:
-        relative = [f.path for m in manifests for f in m.files]
-        files = [p if store.exists(p) else superseded_path(store, table, r) for p, r in zip(files, relative)]
-        gone = [p for p in files if not store.exists(p)]
-        if gone:
-            raise LakeError(
-                f"lake: the state of {table!r} after batch {as_of} is older than the retention: its file "
-                f"{store.uri(gone[0])} was removed by `replicator compact`"
-            )
-    data = read_files(store, files, schema=schema)
+    files = [f for m in manifests for f in m.files]
+    if as_of is None:
+        return latest_per_key(read_committed(store, table, files, schema=schema), key, watermark)
+    where = locate(store, table, files)
+    gone = [f for f, w in zip(files, where) if w is None]
+    if gone:
+        raise LakeError(
+            f"lake: the state of {table!r} after batch {as_of} is older than the retention: its file "
+            f"{store.uri(superseded_path(store, table, gone[0].path))} was removed by `replicator compact`"
+        )
+    data = read_files(store, [w for w in where if w is not None], schema=schema)
     return latest_per_key(data, key, watermark)
-

@@ -20,6 +20,7 @@ from ..config import SourceConfig, TableConfig
 from ..errors import ConfigError, ReplicatorError, SourceError, SourceUnavailable, mask_secrets
 from ..reading import ReadRequest, SourceReader, TableSchema
 from ..types import ColumnSpec
+from ..watermark import Probe, SettleClock
 from .typemap import column_spec
 
 __all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
@@ -94,9 +95,29 @@ class SqlSource:
         with self.connect() as conn, conn.begin():
             yield conn
 
-    def horizon(self) -> dt.datetime | None:
-        """The settle horizon: no row still invisible can carry a watermark before it (None: no cap)."""
+    def settle_clock(self) -> SettleClock | None:
+        """The source's clock and its oldest open transaction (None: nothing known, no cap)."""
         return None
+
+    def clock_sql(self) -> str:
+        """A statement returning the source's clock now (not the statement's or transaction's start)."""
+        raise NotImplementedError
+
+    def probe(self, table: TableConfig) -> Probe | None:
+        """The highest (effective) watermark in one snapshot, and the source clock read after it began.
+
+        An integer watermark settles by probes (see watermark.settle_bound); None: the table is empty.
+        """
+        assert table.watermark is not None
+        clause = self.table_clause(table, [c for c in (table.watermark, table.null_fallback) if c])
+        column = clause.c[table.watermark]
+        value = sa.func.coalesce(column, clause.c[table.null_fallback]) if table.null_fallback else column
+        with self.snapshot() as conn:
+            top = conn.execute(sa.select(sa.func.max(value)).select_from(clause)).scalar_one()
+            at = conn.exec_driver_sql(self.clock_sql()).scalar_one()
+        if top is None:
+            return None
+        return Probe(at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc), int(top))
 
     def bind_value(self, spec: ColumnSpec, value: Any) -> Any:
         return value

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..types import ColumnSpec
+from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
 from .mysql_arrow import arrow_path_available, read_chunk_arrow
 
@@ -84,12 +85,16 @@ class MySQLSource(SqlSource):
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
 
-    def horizon(self) -> dt.datetime | None:
+    def clock_sql(self) -> str:
+        return "SELECT UTC_TIMESTAMP(6)"
+
+    def settle_clock(self) -> SettleClock | None:
         with self.connect() as raw:
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
             now = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
             try:
+                # trx_started has whole seconds, truncated: an open transaction looks older, never younger.
                 oldest = conn.exec_driver_sql(
                     "SELECT MIN(trx_started) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()"
                 ).scalar_one()
@@ -101,8 +106,9 @@ class MySQLSource(SqlSource):
                         "source %r: the user cannot read information_schema.INNODB_TRX (grant PROCESS); "
                         "late commits are covered only by each table's lookback", self.name,
                     )
-        horizon = now if oldest is None else min(now, oldest)
-        return horizon.replace(tzinfo=dt.timezone.utc) - self.config.settle_margin
+        utc = dt.timezone.utc
+        return SettleClock(now=now.replace(tzinfo=utc), oldest_open=oldest.replace(tzinfo=utc) if oldest else None,
+                           margin=self.config.settle_margin)
 
 
 __all__ = ["MySQLSource"]

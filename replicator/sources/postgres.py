@@ -12,6 +12,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
 from .postgres_arrow import arrow_path_available, read_chunk_arrow
 
@@ -58,7 +59,10 @@ class PostgresSource(SqlSource):
             return read_chunk_arrow(self, request, after, limit)
         return super().read_chunk(request, after, limit)
 
-    def horizon(self) -> dt.datetime | None:
+    def clock_sql(self) -> str:
+        return "SELECT clock_timestamp()"
+
+    def settle_clock(self) -> SettleClock | None:
         with self.connect() as conn:
             row = conn.execute(_HORIZON).one()
         if not row.can_see and not PostgresSource._warned_privilege:
@@ -68,5 +72,4 @@ class PostgresSource(SqlSource):
                 "late commits are covered only by each table's lookback",
                 self.name,
             )
-        horizon = row.now if row.oldest is None else min(row.now, row.oldest)
-        return horizon - self.config.settle_margin
+        return SettleClock(now=row.now, oldest_open=row.oldest, margin=self.config.settle_margin)

@@ -1,7 +1,8 @@
-"""SQLite: a query_only connection; SQLite has one writer at a time, so no settle horizon."""
+"""SQLite: a query_only connection; SQLite has one writer at a time, so only dates need a settle clock."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection
 
 from ..errors import ConfigError
+from ..watermark import SettleClock
 from .base import SqlSource
 
 
@@ -35,3 +37,9 @@ class SQLiteSource(SqlSource):
                 yield conn  # one SELECT is one consistent read in SQLite
             finally:
                 conn.rollback()
+
+    def settle_clock(self) -> SettleClock | None:
+        # One writer at a time: nothing invisible commits below what a read saw. Dates still tie by
+        # design, and SQLite's clock is this machine's.
+        return SettleClock(now=dt.datetime.now(dt.timezone.utc), margin=self.config.settle_margin,
+                           concurrent_writers=False)

@@ -9,7 +9,19 @@ from typing import Any
 
 import pytest
 
-from replicator.watermark import ReadWindow, decode, encode, next_watermark, read_window
+from replicator.watermark import (
+    NOTHING_SETTLED,
+    Probe,
+    ReadWindow,
+    SettleClock,
+    decode,
+    encode,
+    is_settled,
+    next_watermark,
+    read_window,
+    settle_bound,
+    watermark_kind,
+)
 
 UTC = dt.timezone.utc
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
@@ -174,14 +186,123 @@ def test_watermark_never_goes_below_previous() -> None:
     assert next_watermark(100, 90, None) == 100
 
 
-def test_integers_ignore_the_horizon() -> None:
-    assert next_watermark(10, 2**63 - 1, HORIZON) == 2**63 - 1
-    assert next_watermark(None, 42, HORIZON) == 42
+def test_integer_and_date_bounds_cap_like_the_horizon() -> None:
+    assert next_watermark(10, 2**63 - 1, 501) == 501
+    assert next_watermark(None, 42, 501) == 42
+    assert next_watermark(None, dt.date(2027, 1, 1), dt.date(2026, 12, 1)) == dt.date(2026, 12, 1)
+    assert next_watermark(None, dt.date(2026, 11, 30), dt.date(2026, 12, 1)) == dt.date(2026, 11, 30)
 
 
-def test_dates_and_decimals_ignore_the_horizon() -> None:
-    assert next_watermark(None, dt.date(2027, 1, 1), HORIZON) == dt.date(2027, 1, 1)
-    assert next_watermark(Decimal("1.5"), Decimal("2.25"), HORIZON) == Decimal("2.25")
+def test_nothing_settled_keeps_previous_and_never_settles() -> None:
+    assert next_watermark(10, 2**63 - 1, NOTHING_SETTLED) == 10
+    assert next_watermark(None, 42, NOTHING_SETTLED) is None
+    assert not is_settled(42, NOTHING_SETTLED)
+
+
+# --- settle rules, one per watermark kind -----------------------------------------------------------
+
+NOW = dt.datetime(2026, 12, 2, 13, 0, tzinfo=UTC)
+MARGIN = dt.timedelta(seconds=1)
+
+
+def test_timestamp_bound_is_the_horizon_of_the_oldest_open_transaction() -> None:
+    idle = SettleClock(now=NOW, margin=MARGIN)
+    assert settle_bound("timestamp", idle) == NOW - MARGIN
+    started = NOW - dt.timedelta(minutes=10)
+    busy = SettleClock(now=NOW, oldest_open=started, margin=MARGIN)
+    assert settle_bound("timestamp", busy) == started - MARGIN
+    assert is_settled(started - dt.timedelta(seconds=2), settle_bound("timestamp", busy))
+    assert not is_settled(started, settle_bound("timestamp", busy))
+    # A value equal to the bound may still gain rows: only strictly earlier values are settled.
+    assert not is_settled(started - MARGIN, settle_bound("timestamp", busy))
+
+
+@pytest.mark.parametrize(
+    ("horizon", "first_unsettled"),
+    [
+        # 13:00 UTC: 1 December has ended in UTC-12 (at 12:00 UTC on 2 December); 2 December has not.
+        (dt.datetime(2026, 12, 2, 13, 0, 1, tzinfo=UTC), dt.date(2026, 12, 2)),
+        # 11:00 UTC: it is still 1 December in UTC-12, so 1 December is not settled.
+        (dt.datetime(2026, 12, 2, 11, 0, 1, tzinfo=UTC), dt.date(2026, 12, 1)),
+        (dt.datetime(2026, 12, 2, 12, 0, 1, tzinfo=UTC), dt.date(2026, 12, 2)),
+        (dt.datetime(2026, 12, 2, 0, 0, 1, tzinfo=UTC), dt.date(2026, 12, 1)),
+        # A horizon in another zone is the same instant.
+        (dt.datetime(2026, 12, 2, 15, 0, 1, tzinfo=PLUS2), dt.date(2026, 12, 2)),
+    ],
+)
+def test_a_date_settles_once_it_has_ended_in_every_time_zone(horizon: dt.datetime, first_unsettled: dt.date) -> None:
+    clock = SettleClock(now=horizon + MARGIN, margin=MARGIN)
+    bound = settle_bound("date", clock)
+    assert bound == first_unsettled
+    assert is_settled(first_unsettled - dt.timedelta(days=1), bound)
+    assert not is_settled(first_unsettled, bound)
+
+
+def test_todays_date_is_never_settled_so_same_day_changes_are_re_read() -> None:
+    bound = settle_bound("date", SettleClock(now=NOW, margin=MARGIN))
+    assert next_watermark(dt.date(2026, 12, 1), NOW.date(), bound) == NOW.date()
+    assert not is_settled(NOW.date(), bound)
+
+
+def test_an_open_transaction_holds_a_date_back() -> None:
+    clock = SettleClock(now=NOW, oldest_open=dt.datetime(2026, 11, 28, 23, 0, tzinfo=UTC), margin=MARGIN)
+    assert settle_bound("date", clock) == dt.date(2026, 11, 28)
+
+
+def test_dates_settle_even_with_one_writer() -> None:
+    clock = SettleClock(now=NOW, margin=MARGIN, concurrent_writers=False)
+    assert settle_bound("date", clock) == dt.date(2026, 12, 2)
+    assert settle_bound("timestamp", clock) is None
+    assert settle_bound("int", clock, [Probe(NOW, 5)]) is None
+
+
+def _probe(minutes_ago: float, top: int) -> Probe:
+    return Probe(NOW - dt.timedelta(minutes=minutes_ago), top)
+
+
+def test_integer_probe_settles_when_no_open_transaction_began_before_it() -> None:
+    clock = SettleClock(now=NOW, margin=MARGIN)
+    assert settle_bound("int", clock, [_probe(0.001, 102)]) == 103
+    assert is_settled(102, 103)
+    assert not is_settled(103, 103)
+
+
+def test_integer_probe_taken_while_an_older_transaction_is_open_settles_nothing() -> None:
+    # A transaction took id 101 ten minutes ago and is still open; a probe saw 102 since.
+    clock = SettleClock(now=NOW, oldest_open=NOW - dt.timedelta(minutes=10), margin=MARGIN)
+    assert settle_bound("int", clock, [_probe(1, 102)]) is NOTHING_SETTLED
+    assert next_watermark(None, 102, NOTHING_SETTLED) is None
+
+
+def test_integer_bound_uses_the_highest_probe_older_than_every_open_transaction() -> None:
+    clock = SettleClock(now=NOW, oldest_open=NOW - dt.timedelta(minutes=5), margin=MARGIN)
+    probes = [_probe(20, 50), _probe(6, 90), _probe(4, 120)]
+    assert settle_bound("int", clock, probes) == 91
+    # The margin is for clock skew between machines; probe and transaction start share one clock.
+    at_the_edge = SettleClock(now=NOW, oldest_open=NOW - dt.timedelta(minutes=6), margin=dt.timedelta(minutes=30))
+    assert settle_bound("int", at_the_edge, probes) == 51
+
+
+def test_no_clock_means_no_cap() -> None:
+    for kind in ("timestamp", "date", "int"):
+        assert settle_bound(kind, None) is None
+    assert is_settled(dt.date(2030, 1, 1), None)
+
+
+def test_probe_round_trips_through_json() -> None:
+    probe = Probe(dt.datetime(2026, 12, 2, 13, 0, 0, 123456, tzinfo=UTC), 2**63 - 1)
+    assert Probe.from_json(json.loads(json.dumps(probe.to_json()))) == probe
+
+
+def test_watermark_kinds() -> None:
+    import pyarrow as pa
+
+    assert watermark_kind(pa.timestamp("us", tz="UTC")) == "timestamp"
+    assert watermark_kind(pa.timestamp("us")) == "timestamp"
+    assert watermark_kind(pa.date32()) == "date"
+    assert watermark_kind(pa.uint64()) == "int"
+    with pytest.raises(TypeError):
+        watermark_kind(pa.string())
 
 
 def test_no_rows_seen_keeps_previous() -> None:

@@ -28,6 +28,7 @@ from .lake import (
     active_manifests,
     commit_manifest,
     latest_in_window,
+    latest_manifest,
     paths,
 )
 from .lake.manifest import encode_schema

@@ -18,11 +18,13 @@ from .postgres_arrow import arrow_path_available, read_chunk_arrow
 
 log = logging.getLogger(__name__)
 
+# A session connected to another database cannot write this one's tables, so only this database's count.
 _HORIZON = sa.text(
     """
     SELECT clock_timestamp() AS now,
            (SELECT min(xact_start) FROM pg_stat_activity
-             WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend') AS oldest,
+             WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+               AND datname = current_database()) AS oldest,
            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
              OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_see
     """

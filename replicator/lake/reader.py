@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import watermark as wm
@@ -78,16 +79,23 @@ def latest_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Seque
             hi = wm.decode(f.watermark_max)
             if lower is None or include_nulls or (hi is not None and hi >= lower):
                 wanted.append(paths.in_table(store.root, manifest.table, f.path))
-    data = read_files(store, wanted, schema=manifests[-1].schema if manifests else None)
+    if not wanted:
+        return manifests[-1].schema.empty_table() if manifests else pa.table({})
+    schema = manifests[-1].schema
+    value = pc.field(watermark) if fallback is None else pc.coalesce(pc.field(watermark), pc.field(fallback))
+    window = None
+    if lower is not None:
+        window = value >= pa.scalar(lower, type=schema.field(watermark).type)
+        if include_nulls:
+            window = window | value.is_null()
+    try:
+        # Filtered while scanning (and pruned by row-group statistics): only the window's rows are held.
+        data = ds.dataset(wanted, schema=schema, format="parquet", filesystem=store.fs).to_table(filter=window)
+    except (OSError, pa.ArrowException) as exc:
+        raise lake_error("read", wanted[0], exc) from exc
     if data.num_rows == 0:
         return data
     effective = wm.effective(data, watermark, fallback)
-    if lower is not None:
-        mask = pc.greater_equal(effective, pa.scalar(lower, type=effective.type))
-        if include_nulls:
-            mask = pc.or_kleene(mask, pc.is_null(effective))
-        keep = pc.fill_null(mask, False)
-        data, effective = data.filter(keep), effective.filter(keep)
     # Sorted by batch, then watermark (NULL lowest), the last row of each key is its latest version.
     ordered = data.append_column(_VALID, pc.is_valid(effective)).append_column(_ORDER, effective).sort_by(
         [("_batch_id", "ascending"), (_VALID, "ascending"), (_ORDER, "ascending")])

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -18,10 +19,33 @@ from ..errors import WarehouseError, WarehouseUnavailable
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
 
-__all__ = ["DuckDBWarehouse"]
+__all__ = ["DuckDBWarehouse", "wide_decimals"]
 
 _LOGICAL_SQL = {"json": "JSON", "uuid": "UUID"}
 _AUTO_FLOOR_MIB = 128
+_DUCKDB_MAX_PRECISION = 38
+
+
+def wide_decimals(schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The decimal columns wider than DuckDB's DECIMAL (38 digits): held as their exact text (VARCHAR)."""
+    return {f.name: f.type for f in schema if pa.types.is_decimal(f.type) and f.type.precision > _DUCKDB_MAX_PRECISION}
+
+
+def decimal_text(array: pa.Array) -> pa.Array:
+    """A decimal256 column as its exact plain text with every declared decimal ('0.000', never '0E-3').
+
+    Arrow's own decimal -> string cast writes scientific notation for small values; reading the same
+    32 bytes as an integer (scale 0) and placing the point is exact and stays vectorized.
+    """
+    scale = array.type.scale
+    digits = pc.cast(array.view(pa.decimal256(76, 0)), pa.string())
+    if scale <= 0:
+        return digits
+    negative = pc.starts_with(digits, "-")
+    magnitude = pc.utf8_lpad(pc.utf8_ltrim(digits, "-"), scale + 1, "0")
+    text = pc.binary_join_element_wise(pc.utf8_slice_codeunits(magnitude, 0, -scale),
+                                       pc.utf8_slice_codeunits(magnitude, -scale), ".")
+    return pc.if_else(negative, pc.binary_join_element_wise("-", text, ""), text)
 
 
 class DuckDBWarehouse:
@@ -145,12 +169,13 @@ class DuckDBWarehouse:
                           f"(SELECT {select_list} FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(key)} "
                           f"ORDER BY {order}) AS _rn FROM incoming) WHERE _rn = 1)")
                 con.execute(f"CREATE OR REPLACE TEMP VIEW staged_shape AS SELECT * FROM {source} LIMIT 0")
-                if not self._exists(con, spec.name):
+                created = not self._exists(con, spec.name)
+                if created:
                     con.execute(f"CREATE TABLE {target} AS SELECT * FROM staged_shape")
-                else:
-                    self._add_missing_columns(con, target, spec.name)
-                if full:
+                if full and not created:
                     con.execute(f"DELETE FROM {target}")
+                self._follow_schema(con, target, spec.name, data.schema, empty=full)
+                if full:
                     merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source} WHERE NOT _deleted").fetchone()[0])  # type: ignore[index]
                 else:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM {source}")
@@ -173,23 +198,63 @@ class DuckDBWarehouse:
 
     @staticmethod
     def _register(con: duckdb.DuckDBPyConnection, data: pa.Table | ds.Dataset) -> None:
-        """Expose the batch as `incoming`: local Parquet files through DuckDB's own parallel reader."""
-        if isinstance(data, ds.FileSystemDataset) and isinstance(data.filesystem, pafs.LocalFileSystem):
+        """Expose the batch as `incoming`: local Parquet files through DuckDB's own parallel reader.
+
+        DuckDB's DECIMAL holds at most 38 digits: its Parquet reader turns a wider decimal into a DOUBLE
+        (rounding it) and its Arrow scan refuses decimal256. Such columns are cast to their exact text in
+        Arrow, batch by batch, and land in a temporary table DuckDB can spill.
+        """
+        wide = wide_decimals(data.schema)
+        if wide:
+            schema = pa.schema([f.with_type(pa.string()) if f.name in wide else f for f in data.schema])
+            batches = (pa.RecordBatch.from_arrays(
+                [decimal_text(c) if n in wide else c for c, n in zip(b.columns, b.schema.names)], schema=schema)
+                for b in data.to_batches())
+            con.register("incoming_exact", pa.RecordBatchReader.from_batches(schema, batches))
+            con.execute("CREATE TEMP TABLE incoming AS SELECT * FROM incoming_exact")
+            con.unregister("incoming_exact")
+        elif isinstance(data, ds.FileSystemDataset) and isinstance(data.filesystem, pafs.LocalFileSystem):
             con.read_parquet(list(data.files)).create_view("incoming")
         else:
             con.register("incoming", data)
 
-    def _add_missing_columns(self, con: duckdb.DuckDBPyConnection, target: str, table: str) -> None:
-        """Follow the lake's schema: add new columns, widen changed ones (the lake allows only widening)."""
+    def _follow_schema(self, con: duckdb.DuckDBPyConnection, target: str, table: str, schema: pa.Schema,
+                       empty: bool) -> None:
+        """Follow the lake's schema: add new columns and change the type of changed ones.
+
+        An incremental batch only ever brings widened types (the lake refuses anything else), so the
+        rows convert. A full batch replaces every row and the table was emptied first: any type change
+        applies without converting a value (`USING NULL`), which is how `--full-refresh` recovers from an
+        incompatible change (text -> int) without dropping the table.
+        """
         have = dict(con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
             [self.schema, table]).fetchall())
-        for name, type_ in con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                       "WHERE table_name = 'staged_shape' AND table_schema NOT IN (?)", [self.schema]).fetchall():
+        wanted = con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'staged_shape' AND table_schema NOT IN (?)", [self.schema]).fetchall()
+        changed = []
+        for name, type_ in wanted:
             if name not in have:
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(name)} {type_}")
+                changed.append(name)
             elif have[name] != type_:
-                con.execute(f"ALTER TABLE {target} ALTER COLUMN {ident(name)} TYPE {type_}")
+                using = f" USING CAST(NULL AS {type_})" if empty else ""
+                con.execute(f"ALTER TABLE {target} ALTER COLUMN {ident(name)} TYPE {type_}{using}")
+                changed.append(name)
+        self._comment_source_types(con, target, table, schema, changed)
+
+    def _comment_source_types(self, con: duckdb.DuckDBPyConnection, target: str, table: str, schema: pa.Schema,
+                              changed: Sequence[str]) -> None:
+        """Columns held as exact text say which decimal they hold; a column that changed type loses that note."""
+        wide = wide_decimals(schema)
+        comments = dict(con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+            [self.schema, table]).fetchall())
+        for name in [*wide, *changed]:
+            # Only identifiers and integers enter the SQL text (COMMENT takes no bound parameter).
+            note = f"'decimal({wide[name].precision},{wide[name].scale})'" if name in wide else "NULL"
+            if (comments.get(name) or "NULL") != note.strip("'"):
+                con.execute(f"COMMENT ON COLUMN {target}.{ident(name)} IS {note}")
 
     def close(self) -> None:
         return None

@@ -67,6 +67,46 @@ def _copy_text(value: Any) -> str:
     return _escape(str(value))
 
 
+def _copy_values(column: pa.Array) -> list[Any]:
+    """A column's values for COPY; dates and timestamps as text computed from their integers.
+
+    PostgreSQL holds dates from 4714 BC to 5874897 AD, Python's datetime only years 1-9999, and Arrow's
+    own string cast misprints years beyond about 32767 (a timestamp in year 200000 became 3392).
+    """
+    if pa.types.is_date32(column.type):
+        return [None if v is None else _date_text(v) for v in column.cast(pa.int32()).to_pylist()]
+    if pa.types.is_timestamp(column.type):
+        zone = "+00" if column.type.tz else ""
+        return [None if v is None else _timestamp_text(v, zone) for v in column.cast(pa.int64()).to_pylist()]
+    return column.to_pylist()
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day count since 1970-01-01, proleptic Gregorian, astronomical years
+    (year 0 is 1 BC): Howard Hinnant's civil_from_days, exact for any integer."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _date_text(days: int, time: str = "", zone: str = "") -> str:
+    year, month, day = _civil(days)
+    era = "" if year > 0 else " BC"  # PostgreSQL counts 1 BC, 2 BC, ... where astronomy has 0, -1, ...
+    return f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}{time}{zone}{era}"
+
+
+def _timestamp_text(micros: int, zone: str) -> str:
+    days, rest = divmod(micros, 86_400_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    return _date_text(days, f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{fraction:06d}", zone)
+
+
 def _array_literal(items: list[Any]) -> str:
     parts = []
     for item in items:
@@ -158,14 +198,17 @@ class PostgresWarehouse:
                 "loaded_at timestamptz NOT NULL)").format(self._qualified(LEDGER_TABLE)))
             defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f))) for f in data.schema)
             cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(target, defs, sql.SQL(", ").join(key)))
-            self._follow_schema(cur, spec.name, data.schema)
+            if full:
+                # Emptied first, so the schema below follows the batch without converting a single value.
+                cur.execute(sql.SQL("DELETE FROM {}").format(target))
+            self._follow_schema(cur, spec.name, data.schema, empty=full)
+            if full:
+                self._follow_key(cur, spec)
             cur.execute(sql.SQL("CREATE TEMP TABLE replicator_stage ({}) ON COMMIT DROP").format(defs))
             self._copy(cur, data, cols)
             order = sql.SQL("_batch_id DESC") if not spec.watermark else sql.SQL("_batch_id DESC, {} DESC NULLS LAST").format(sql.Identifier(spec.watermark))
             key_list = sql.SQL(", ").join(key)
-            if full:
-                cur.execute(sql.SQL("DELETE FROM {}").format(target))
-            else:
+            if not full:
                 match = sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=k) for k in key)
                 cur.execute(sql.SQL("DELETE FROM {} AS t USING replicator_stage AS s WHERE {} AND t._batch_id <= s._batch_id").format(target, match))
             col_list = sql.SQL(", ").join(cols)
@@ -181,8 +224,14 @@ class PostgresWarehouse:
             con.commit()
             return merged
 
-    def _follow_schema(self, cur: Any, table: str, schema: pa.Schema) -> None:
-        """Add new columns and widen changed ones, as the lake's schema evolved."""
+    def _follow_schema(self, cur: Any, table: str, schema: pa.Schema, empty: bool) -> None:
+        """Add new columns and change the type of changed ones, as the lake's schema evolved.
+
+        An incremental batch only brings widened types, so existing rows convert. A full batch replaces
+        every row and the table was emptied first: any type change applies without converting a value
+        (`USING NULL`), so `--full-refresh` after an incompatible change (text -> int) keeps the table,
+        its grants and the views on its other columns. A view on a changed column blocks the change.
+        """
         cur.execute("SELECT column_name, format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c "
                     "JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name)) "
                     "AND a.attname = c.column_name WHERE c.table_schema = %s AND c.table_name = %s", [self.schema, table])
@@ -193,14 +242,49 @@ class PostgresWarehouse:
             if f.name not in have:
                 cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(target, sql.Identifier(f.name), sql.SQL(wanted)))
             elif have[f.name] != _canonical(wanted):
-                cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(target, sql.Identifier(f.name), sql.SQL(wanted)))
+                self._refuse_if_viewed(cur, table, f.name, have[f.name], wanted)
+                using = sql.SQL(" USING NULL::{}").format(sql.SQL(wanted)) if empty else sql.SQL("")
+                cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}{}").format(
+                    target, sql.Identifier(f.name), sql.SQL(wanted), using))
+
+    def _refuse_if_viewed(self, cur: Any, table: str, column: str, old: str, new: str) -> None:
+        """PostgreSQL cannot change the type of a column a view reads: name the views and what to do."""
+        cur.execute(
+            "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+            "JOIN pg_class v ON v.oid = r.ev_class JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass(%s) AND a.attname = %s "
+            "AND v.oid <> d.refobjid ORDER BY 1",
+            [self._qualified(table).as_string(cur), column])
+        views = [r[0] for r in cur.fetchall()]
+        if views:
+            raise WarehouseError(
+                f"warehouse: column {column!r} of {self.schema}.{table} changes from {old} to {new}, but view(s) "
+                f"{', '.join(views)} read it and PostgreSQL cannot change a column under a view; nothing was loaded. "
+                f"Drop the view(s), run `replicator sync {table}` again (it loads the pending batch), then recreate them"
+            )
+
+    def _follow_key(self, cur: Any, spec: LoadSpec) -> None:
+        """A full batch may bring a new primary key (the YAML's changed): the emptied table takes it."""
+        cur.execute("SELECT c.conname, array_agg(a.attname::text ORDER BY k.ord) FROM pg_constraint c "
+                    "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
+                    "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+                    "WHERE c.conrelid = to_regclass(%s) AND c.contype = 'p' GROUP BY c.conname",
+                    [self._qualified(spec.name).as_string(cur)])
+        row = cur.fetchone()
+        if row is not None and list(row[1]) == list(spec.primary_key):
+            return
+        target = self._qualified(spec.name)
+        if row is not None:
+            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(row[0])))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+            target, sql.SQL(", ").join(sql.Identifier(k) for k in spec.primary_key)))
 
     def _copy(self, cur: Any, data: pa.Table | ds.Dataset, cols: list[sql.Identifier]) -> None:
         copy = sql.SQL("COPY replicator_stage ({}) FROM STDIN").format(sql.SQL(", ").join(cols)).as_string(cur)
         batches = data.to_batches(batch_size=50_000) if isinstance(data, ds.Dataset) else data.to_batches(max_chunksize=50_000)
         for batch in batches:
             buf = io.StringIO()
-            columns = [c.to_pylist() for c in batch.columns]
+            columns = [_copy_values(c) for c in batch.columns]
             for row in zip(*columns):
                 buf.write("\t".join(_copy_text(v) for v in row))
                 buf.write("\n")

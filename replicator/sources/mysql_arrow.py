@@ -2,7 +2,8 @@
 
 Used when every column converts exactly: integers, floats, strings (json, enum, set), binary, date,
 time, datetime and timestamp, and decimals (read as text in SQL and cast to their exact decimal
-type in Arrow, never rounded). Tables with other types (BIT, unknown) take pymysql's row path.
+type in Arrow, never rounded; TIME is read as text as well, so a duration beyond 24h stops the read
+with a message naming its column). Tables with other types (BIT, unknown) take pymysql's row path.
 Values reach the query as session variables set with the driver's own escaping (what pymysql does
 when it binds), so nothing from a YAML file or the data is ever pasted into SQL.
 """
@@ -52,6 +53,10 @@ def _cast_type(t: pa.DataType) -> sa.types.TypeEngine[Any] | None:
     return None
 
 
+def _as_text(spec: ColumnSpec) -> bool:
+    return pa.types.is_decimal(spec.arrow_type) or pa.types.is_time64(spec.arrow_type)
+
+
 def arrow_path_available(schema: TableSchema) -> bool:
     return _HAVE_CONNECTORX and all(_exact(c) for c in schema.columns)
 
@@ -73,8 +78,9 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         target = _cast_type(spec.arrow_type)
         return sa.cast(variable, target) if target is not None else variable
 
-    # Decimals travel as their exact text; conform() casts them and refuses any rounding.
-    stmt = source._select(request, after, limit, param=param, as_text=lambda c: pa.types.is_decimal(c.arrow_type))
+    # Decimals travel as their exact text; conform() casts them and refuses any rounding. TIME travels as
+    # text too: connectorx panics on a duration beyond 24h without naming the column, conform() names it.
+    stmt = source._select(request, after, limit, param=param, as_text=_as_text)
     query = str(stmt.compile(dialect=source.engine.dialect, compile_kwargs={"literal_binds": True}))
     seconds = source.config.statement_timeout.total_seconds()
     timeout = (f"SET SESSION max_statement_time = {seconds:.3f}" if source.is_mariadb()
@@ -91,7 +97,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         reader = connectorx.read_sql(uri, query, return_type="arrow_stream", batch_size=step,
                                      pre_execution_query=setup)
         for batch in reader:
-            yield conform(batch, schema)
+            yield conform(batch, schema, request.table.table)
         # Between statements most of the chunk's batches are written and freed: hand their pages back
         # before the next chunk refills the heap, instead of letting it grow around what is still held.
         release_free_memory()

@@ -15,8 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from ..errors import SourceError
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
@@ -28,6 +30,11 @@ __all__ = ["arrow_path_available", "read_chunk_arrow"]
 
 _SETTING_PREFIX = "replicator."
 _BATCH_BYTES = 4 * 2**20
+# PostgreSQL's earliest date and timestamp (4714-11-24 BC), in days and microseconds since 1970. ADBC
+# adds the 2000 -> 1970 epoch shift without an overflow check, so 'infinity', '-infinity' and timestamps
+# beyond Arrow's int64 microseconds (after year 294,000) wrap to far below these: such a value was lost.
+_PG_FIRST_DAY = -2440588
+_PG_FIRST_US = _PG_FIRST_DAY * 86_400_000_000
 _TRANSIENT = ("could not connect", "Connection refused", "server closed", "terminating connection",
               "connection to server", "timeout expired", "SSL SYSCALL")
 
@@ -98,7 +105,8 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         cur.execute(query)
         reader = cur.fetch_record_batch()
         for batch in reader:
-            batch = conform(batch, schema)
+            batch = conform(batch, schema, request.table.table)
+            _check_in_range(batch, request.table.table)
             for offset in range(0, batch.num_rows, step):
                 yield batch.slice(offset, step)
         cur.execute("COMMIT")
@@ -106,3 +114,22 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         raise reader_error(source.name, exc, _TRANSIENT) from exc
     finally:
         conn.close()
+
+
+def _check_in_range(batch: pa.RecordBatch, table: str) -> None:
+    """Stop on a date or timestamp ADBC could not carry (it wrapped around instead of failing)."""
+    for array, field in zip(batch.columns, batch.schema):
+        values = array.flatten() if pa.types.is_list(array.type) else array
+        if pa.types.is_date32(values.type):
+            first = _PG_FIRST_DAY
+        elif pa.types.is_timestamp(values.type):
+            first = _PG_FIRST_US
+        else:
+            continue
+        low = pc.min(values.cast(pa.int32() if pa.types.is_date32(values.type) else pa.int64())).as_py()
+        if low is not None and low < first:
+            raise SourceError(
+                f"table {table!r}: column {field.name!r} holds 'infinity', '-infinity' or a date beyond what "
+                "Arrow's date32/timestamp(us) can hold; change such values in the source (to NULL or a real "
+                "date, say), or leave the column out with `columns:` in the table's YAML; nothing was written"
+            )

@@ -23,7 +23,12 @@ from sqlalchemy.dialects import mysql
 
 from ..types import UNBOUNDED_NUMERIC, ColumnSpec, Converter
 
-__all__ = ["column_spec"]
+__all__ = ["NON_FINITE_REMEDY", "TIME_REMEDY", "column_spec"]
+
+NON_FINITE_REMEDY = ("replace it in the source (with NULL, say), or leave the column out with `columns:` "
+                     "in the table's YAML; nothing was written")
+TIME_REMEDY = ("store such durations as an integer or interval column in the source, or leave the column out "
+               "with `columns:` in the table's YAML; nothing was written")
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,15 @@ def _timedelta_to_time(v: Any) -> dt.time:
     if isinstance(v, dt.time):
         return v
     if not dt.timedelta(0) <= v < dt.timedelta(days=1):
-        raise ValueError(f"TIME value {v} is outside 00:00:00..23:59:59.999999 and cannot be an Arrow time")
+        raise ValueError(f"TIME value {v} is outside 00:00:00..23:59:59.999999 and cannot be an Arrow time; {TIME_REMEDY}")
     return (dt.datetime.min + v).time()
+
+
+def _finite_decimal(v: Any) -> Any:
+    # PostgreSQL numeric also holds NaN and +/-Infinity, which no decimal type can: stop, never round.
+    if isinstance(v, Decimal) and not v.is_finite():
+        raise ValueError(f"{v} is not a finite number, which a decimal cannot hold; {NON_FINITE_REMEDY}")
+    return v
 
 
 def _json_text(v: Any) -> str:
@@ -138,11 +150,17 @@ def _postgres(t: sa.types.TypeEngine[Any]) -> _Mapping:
     if isinstance(t, sa.Float):
         return (pa.float32() if isinstance(t, sa.REAL) else pa.float64()), None, None, None
     if isinstance(t, sa.Numeric):
-        return _decimal_type(t.precision, t.scale), None, None, None
+        # The converter serves the row path; ADBC's numeric text is checked by `arrow.conform`.
+        return _decimal_type(t.precision, t.scale), None, None, _map_values(_finite_decimal)
     if isinstance(t, sa.DateTime):
         return _timestamp(bool(t.timezone)), None, None, None
     if isinstance(t, sa.Date):
         return pa.date32(), None, None, None
+    if isinstance(t, sa.CHAR):
+        # PostgreSQL's own char(n) -> text cast drops the trailing blanks (MySQL returns CHAR without
+        # them too), so `WHERE c = 'BUILDING'` finds the row in the warehouse. Comparisons in the source
+        # (keyset pagination on a char key) stay bpchar and ignore trailing blanks, so they agree.
+        return pa.string(), None, sa.Text(), None
     if isinstance(t, sa.Time):
         if t.timezone:
             return pa.string(), "timetz", sa.Text(), None

@@ -41,6 +41,8 @@ PG_KINDS = {
     "c_real": "float32", "c_tstz": "instant", "updated_at": "instant", "c_json": "json", "c_jsonb": "json",
     "c_uuid": "uuid", "c_bytea": "bytes",
 }
+# The source values as documented: char(n) by PostgreSQL's own char -> text rule (trailing blanks dropped).
+PG_SOURCE_SQL = {"c_char": "c_char::text AS c_char"}
 # Columns with a declared scale: the value's exponent must survive, not only its numeric value.
 PG_SCALED = {"c_num_12_2": -2, "c_num_38_10": -10}
 

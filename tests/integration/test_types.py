@@ -113,7 +113,7 @@ def _assert_lake_schema(rep: Replicator, columns: Sequence[tuple[str, str, pa.Da
 
 def _pg_setup(pg_url: str) -> dict[int, dict[str, Any]]:
     execute(pg_url, *data.PG_DDL, data.PG_INSERT)
-    rows = query(pg_url, f"SELECT {', '.join(data.PG_NAMES)} FROM all_types ORDER BY id")
+    rows = query(pg_url, f"SELECT {', '.join(data.PG_SOURCE_SQL.get(n, n) for n in data.PG_NAMES)} FROM all_types ORDER BY id")
     return _normalized(rows, data.PG_NAMES, data.PG_KINDS)
 
 

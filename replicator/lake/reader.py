@@ -11,7 +11,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import watermark as wm
-from ..duckdb_sql import ident, to_arrow
 from ..errors import LakeError
 from . import paths
 from .manifest import Manifest, list_manifest_seqs, load_manifest
@@ -96,10 +95,18 @@ def latest_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Seque
     if data.num_rows == 0:
         return data
     effective = wm.effective(data, watermark, fallback)
-    # Sorted by batch, then watermark (NULL lowest), the last row of each key is its latest version.
-    ordered = data.append_column(_VALID, pc.is_valid(effective)).append_column(_ORDER, effective).sort_by(
-        [("_batch_id", "ascending"), (_VALID, "ascending"), (_ORDER, "ascending")])
-    ordered = ordered.drop_columns([_VALID, _ORDER]).append_column(_ORDER, pa.array(range(ordered.num_rows), pa.int64()))
+    return _latest(data, key, effective)
+
+
+def _latest(data: pa.Table, key: Sequence[str], order: pa.ChunkedArray | None) -> pa.Table:
+    """Per key, the row of the highest _batch_id, then the highest `order` value (NULL lowest)."""
+    if order is None:
+        ordered = data.sort_by([("_batch_id", "ascending")])
+    else:
+        # Sorted by batch, then watermark (NULL lowest), the last row of each key is its latest version.
+        ordered = data.append_column(_VALID, pc.is_valid(order)).append_column(_ORDER, order).sort_by(
+            [("_batch_id", "ascending"), (_VALID, "ascending"), (_ORDER, "ascending")]).drop_columns([_VALID, _ORDER])
+    ordered = ordered.append_column(_ORDER, pa.array(range(ordered.num_rows), pa.int64()))
     last = ordered.select([*key, _ORDER]).group_by(list(key), use_threads=False).aggregate([(_ORDER, "max")])
     return ordered.take(last.column(f"{_ORDER}_max")).drop_columns([_ORDER])
 
@@ -108,24 +115,16 @@ _ORDER, _VALID = "__replicator_order", "__replicator_valid"
 
 
 def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
-    """Per key, the row of the highest _batch_id, then the highest watermark; keys whose latest row is deleted are dropped."""
+    """Per key, the row of the highest _batch_id, then the highest watermark; keys whose latest row is deleted are dropped.
+
+    In Arrow rather than SQL: every lake type (decimal256 among them) stays exact.
+    """
     if data.num_rows == 0:
         return data
-    import duckdb  # imported when first needed: it is heavy, and most runs never dedupe here
-
-    con = duckdb.connect()
-    try:
-        con.register("lake_rows", data)
-        order = ["_batch_id DESC"] + ([f"{ident(watermark)} DESC NULLS LAST"] if watermark else [])
-        sql = (
-            "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY "
-            + ", ".join(ident(k) for k in key)
-            + " ORDER BY " + ", ".join(order) + ") AS _rn FROM lake_rows) WHERE _rn = 1"
-            + (" AND NOT coalesce(_deleted, false)" if "_deleted" in data.column_names else "")
-        )
-        return to_arrow(con, sql)
-    finally:
-        con.close()
+    latest = _latest(data, key, data.column(watermark) if watermark else None)
+    if "_deleted" not in latest.column_names:
+        return latest
+    return latest.filter(pc.invert(pc.fill_null(latest.column("_deleted"), False)))
 
 
 def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: str | None,

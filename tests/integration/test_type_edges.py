@@ -301,3 +301,19 @@ def test_char_columns_lose_their_padding_and_char_keys_page(tmp_path: Path, pg_u
                 found = query(pg_url, "SELECT k FROM raw.segments WHERE c = 'BUILDING' ORDER BY k")
             assert {r[0]: tuple(r) for r in rows} == expected
             assert found == [("a",), ("cc",)]
+
+
+def test_read_table_keeps_wide_decimals_exact(tmp_path: Path, mysql_url: str, duckdb_url: str) -> None:
+    """The lake's current state (read_table, snapshot) holds decimal(65,30) exactly, as the lake files do."""
+    execute(mysql_url, "CREATE TABLE wide (id int PRIMARY KEY, n decimal(65,30), "
+                       "updated_at datetime(6) NOT NULL DEFAULT UTC_TIMESTAMP(6))",
+            f"INSERT INTO wide (id, n) VALUES (1, {WIDE}), (2, -{WIDE}), (3, NULL)")
+    with _rep(tmp_path, mysql_url, duckdb_url, "wide", "wide") as rep:
+        rep.sync("wide")
+        execute(mysql_url, "UPDATE wide SET n = 1, updated_at = UTC_TIMESTAMP(6) WHERE id = 3")
+        rep.sync("wide")
+        state = rep.read_table("wide")
+        assert state.schema.field("n").type == pa.decimal256(65, 30)
+        assert sorted((r["id"], r["n"]) for r in state.to_pylist()) == [
+            (1, Decimal(WIDE)), (2, Decimal("-" + WIDE)), (3, Decimal(1))]
+        assert {r["id"]: r["n"] for r in rep.read_table("wide", as_of=1).to_pylist()}[3] is None

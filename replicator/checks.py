@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from .config import TableConfig
 from .errors import ReplicatorError
-from .lake import active_manifests, latest_per_key, read_files
-from .lake.paths import in_table
+from .lake import active_manifests, latest_per_key
+from .lake.recovery import read_committed
 from .pipeline import last_sync
 from .runner import Replicator
 
@@ -35,10 +35,11 @@ class CheckOutcome:
 def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     """The distinct primary keys of the lake's current state (reads key columns only)."""
     table = rep.project.table(name)
+    rep.recover(name)
     manifests = active_manifests(rep.lake, name)
     schema = manifests[-1].schema if manifests else None
     columns = [*table.primary_key, "_batch_id", "_deleted"]
-    keys = read_files(rep.lake, [in_table(rep.lake.root, name, f.path) for m in manifests for f in m.files], columns, schema)
+    keys = read_committed(rep.lake, name, [f for m in manifests for f in m.files], columns, schema)
     return latest_per_key(keys, table.primary_key, None).select(list(table.primary_key))
 
 

@@ -26,7 +26,8 @@ from .lake import (
     paths,
 )
 from .lake.manifest import encode_schema, watermark_state
-from .lake.publish import finish_publish, publish, superseded_path
+from .lake.publish import publish, superseded_path
+from .lake.recovery import recover
 from .types import schema_fingerprint
 
 __all__ = ["CompactionResult", "compact_table"]
@@ -63,11 +64,10 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
     run_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.timezone.utc)
     with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl):
-        previous = load_manifest(store, name, list_manifest_seqs(store, name)[-1]) if list_manifest_seqs(store, name) else None
+        previous = recover(store, name)  # the snapshot reads the live files: they must all be in place
         if previous is None:
             return CompactionResult(name, None, 0, 0, 0, 0, 0)
         chain = active_manifests(store, name)
-        finish_publish(store, previous, name, active_manifests(store, name, as_of=previous.seq - 1) if previous.mode == "full" else [])
         files_before = sum(len(m.files) for m in chain)
         rows_before = sum(m.rows for m in chain)
         batch_id: int | None = None

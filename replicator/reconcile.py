@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,17 +23,17 @@ from .duckdb_sql import ident, to_arrow
 from .errors import ReplicatorError
 from .lake import (
     BatchWriter,
+    Lease,
     Manifest,
-    acquire_lease,
     active_manifests,
     commit_manifest,
     latest_manifest,
-    read_files,
 )
 from .lake import paths as lake_paths
 from .lake.manifest import encode_schema, watermark_state
 from .lake.publish import publish
 from .lake.reader import latest_per_key
+from .lake.recovery import read_committed
 from .sources import ReadRequest, TableSchema
 from .types import schema_fingerprint
 
@@ -118,8 +117,8 @@ def _lake_keys(rep: Any, name: str, table: TableConfig) -> tuple[pa.Table, Manif
     manifests = active_manifests(rep.lake, name)
     latest = manifests[-1] if manifests else None
     columns = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else []), "_batch_id", "_deleted"]))
-    files = [lake_paths.in_table(rep.lake.root, name, f.path) for m in manifests for f in m.files]
-    data = read_files(rep.lake, files, columns, latest.schema if latest else None)
+    files = [f for m in manifests for f in m.files]
+    data = read_committed(rep.lake, name, files, columns, latest.schema if latest else None)
     current = latest_per_key(data, table.primary_key, table.watermark)
     keep = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else [])]))
     return (current.select(keep) if current.num_rows else current), latest
@@ -178,8 +177,11 @@ def reconcile_table(rep: Any, name: str, buckets: int = 64) -> ReconcileReport:
                            time.perf_counter() - started, all_gone)
 
 
-def commit_deletes(rep: Any, name: str, keys: Sequence[tuple[Any, ...]], lake_rows: int) -> int | None:
-    """Commit `_deleted` markers for keys gone from the source, unless more than delete_guard of the rows."""
+def commit_deletes(rep: Any, name: str, lease: Lease, keys: Sequence[tuple[Any, ...]], lake_rows: int) -> int | None:
+    """Commit `_deleted` markers for keys gone from the source, unless more than delete_guard of the rows.
+
+    The caller holds the table's `lease` and recovered the lake under it (see `Replicator.reconcile`).
+    """
     table = rep.project.table(name)
     if not keys:
         return None
@@ -191,31 +193,31 @@ def commit_deletes(rep: Any, name: str, keys: Sequence[tuple[Any, ...]], lake_ro
             "like a mass delete: check the source, then raise delete_guard in the YAML if the deletes are real"
         )
     store = rep.lake
-    run_id = uuid.uuid4().hex
-    with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl):
-        previous = latest_manifest(store, name)
-        assert previous is not None
-        schema = previous.schema
-        seq = previous.seq + 1
-        loaded_at = dt.datetime.now(dt.timezone.utc)
-        n = len(keys)
-        columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
-        columns["_batch_id"] = pa.array(np.full(n, seq, dtype=np.int64))
-        columns["_loaded_at"] = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
-        columns["_deleted"] = pa.array(np.ones(n, dtype=bool))
-        markers = pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in schema], schema=schema)
-        writer = BatchWriter(store, name, seq, run_id, schema, rep.project.config.lake, table.partition_by,
-                             table.partition_granularity, None, loaded_at.date())
-        writer.write(markers)
-        files = writer.close()
-        manifest = Manifest(
-            table=name, seq=seq, run_id=run_id, mode="incremental", created_at=loaded_at.isoformat(), rows=n,
-            files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
-            **watermark_state(previous), stats={"deletion_markers": n},
-        )
-        commit_manifest(store, manifest)
-        publish(store, manifest)
-        store.delete_dir(lake_paths.staging_dir(store.root, name, run_id))
+    run_id = lease.run_id
+    lease.renew()  # the comparison before this may have taken a while
+    previous = latest_manifest(store, name)
+    assert previous is not None
+    schema = previous.schema
+    seq = previous.seq + 1
+    loaded_at = dt.datetime.now(dt.timezone.utc)
+    n = len(keys)
+    columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
+    columns["_batch_id"] = pa.array(np.full(n, seq, dtype=np.int64))
+    columns["_loaded_at"] = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
+    columns["_deleted"] = pa.array(np.ones(n, dtype=bool))
+    markers = pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in schema], schema=schema)
+    writer = BatchWriter(store, name, seq, run_id, schema, rep.project.config.lake, table.partition_by,
+                         table.partition_granularity, None, loaded_at.date())
+    writer.write(markers)
+    files = writer.close()
+    manifest = Manifest(
+        table=name, seq=seq, run_id=run_id, mode="incremental", created_at=loaded_at.isoformat(), rows=n,
+        files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
+        **watermark_state(previous), stats={"deletion_markers": n},
+    )
+    commit_manifest(store, manifest)
+    publish(store, manifest)
+    store.delete_dir(lake_paths.staging_dir(store.root, name, run_id))
     return seq
 
 

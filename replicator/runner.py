@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from .errors import LockError, ReplicatorError
 from .lake import (
     LakeStore,
     Manifest,
+    acquire_lease,
     active_manifests,
     current_state,
     latest_manifest,
@@ -28,7 +30,7 @@ from .lake import (
 )
 from .lake.lease import holder_state, read_lease, remove_lease
 from .lake.paths import in_table, last_reconcile_path
-from .lake.publish import superseded_path
+from .lake.recovery import Recovery, locate, recover, recover_for_reading
 from .lake.store import open_store
 from .pipeline import ExtractResult, Progress, extract_table, last_sync
 from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
@@ -120,8 +122,21 @@ class Replicator:
         except ReplicatorError as exc:
             raise type(exc)(_prefix(self.project, name, str(exc))) from exc
 
+    def recover(self, name: str) -> Recovery:
+        """Finish a publish a dead run left undone on table `name`, unless a live run holds its lease.
+
+        Every command that reads lake data calls this first; committing commands recover under the lease
+        they hold instead. "busy": a live run holds the lease, nothing moved, readers find each file where it is.
+        """
+        self.project.table(name)
+        return recover_for_reading(self.lake, name, self.project.config.defaults.lease_ttl)
+
     def load(self, name: str) -> LoadResult:
         """Load every committed lake batch the warehouse has not loaded yet, in order, one transaction each."""
+        self.recover(name)
+        return self._load(name)
+
+    def _load(self, name: str) -> LoadResult:
         started = time.perf_counter()
         table = self.project.table(name)
         store, warehouse = self.lake, self.warehouse
@@ -141,16 +156,10 @@ class Replicator:
     def _batch_dataset(self, manifest: Manifest) -> ds.Dataset:
         """A lazily read dataset of exactly the manifest's files, wherever publishing left each one."""
         store = self.lake
-        full = [in_table(store.root, manifest.table, f.path) for f in manifest.files]
-        found = store.existing(full)
-        files = []
-        for f, path in zip(manifest.files, full):
-            if path in found:
-                files.append(path)
-                continue
-            # Not yet published (a crash between commit and move) or since superseded by a full batch.
-            candidates = (in_table(store.root, manifest.table, f.staging_path), superseded_path(store, manifest.table, f.path))
-            files.append(next((p for p in candidates if store.exists(p)), path))
+        # Not yet published (a live run holds the lease, so nothing was recovered) or since superseded by a
+        # full batch: read it there.
+        where = locate(store, manifest.table, manifest.files)
+        files = [w or in_table(store.root, manifest.table, f.path) for w, f in zip(where, manifest.files)]
         return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
@@ -158,15 +167,23 @@ class Replicator:
         table = self.project.table(name)
         if table.delete_detection == "reconcile" and self._reconcile_due(name, table.reconcile_every):
             self.reconcile(name, apply_deletes=True)
-        return SyncResult(extracted, self.load(name))
+        return SyncResult(extracted, self._load(name))  # the extract recovered the lake under its lease
 
     def reconcile(self, name: str, *, apply_deletes: bool = False) -> ReconcileReport:
         """Compare source and lake keys; with apply_deletes, commit markers for keys gone from the source."""
         from .reconcile import commit_deletes, reconcile_table
 
-        report = reconcile_table(self, name)
-        if apply_deletes and report.deleted_keys:
-            commit_deletes(self, name, report.deleted_keys, report.lake_rows)
+        self.project.table(name)
+        if apply_deletes:
+            # One lease over compare and commit: no batch lands between the key comparison and the markers.
+            with acquire_lease(self.lake, name, uuid.uuid4().hex, self.project.config.defaults.lease_ttl) as lease:
+                recover(self.lake, name)
+                report = reconcile_table(self, name)
+                if report.deleted_keys:
+                    commit_deletes(self, name, lease, report.deleted_keys, report.lake_rows)
+        else:
+            self.recover(name)
+            report = reconcile_table(self, name)
         record = {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(), "matches": report.matches,
                   "deleted": len(report.deleted_keys) if apply_deletes else 0}
         self.lake.write_bytes(last_reconcile_path(self.lake.root, name), json.dumps(record).encode())
@@ -187,7 +204,7 @@ class Replicator:
         return dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(record["finished_at"]) >= every
 
     def status(self, name: str) -> TableStatus:
-        self.project.table(name)
+        self.recover(name)  # its figures come from manifests, but it is often the first command after a crash
         latest = latest_manifest(self.lake, name)
         manifests = active_manifests(self.lake, name)
         synced = last_sync(self.lake, name)
@@ -225,6 +242,7 @@ class Replicator:
     def read_table(self, name: str, as_of: int | dt.datetime | None = None) -> pa.Table:
         """The table's current state from the lake alone (after batch `as_of`, or as of a UTC time)."""
         table = self.project.table(name)
+        self.recover(name)
         seq = as_of if isinstance(as_of, int) or as_of is None else self._batch_at(name, as_of)
         return current_state(self.lake, name, table.primary_key, table.watermark, seq)
 

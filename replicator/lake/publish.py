@@ -51,12 +51,17 @@ def publish(store: LakeStore, manifest: Manifest, retired: Iterable[Manifest] = 
     if manifest.mode == "full":
         keep = {f.path for f in manifest.files}
         old = [f.path for m in retired if m.seq < manifest.seq for f in m.files if f.path not in keep]
-        present = [p for p in old if store.exists(full(p))] if staged is not None else old
-        _move_all(store, [(full(p), superseded_path(store, manifest.table, p)) for p in present])
+        if staged is not None and old:  # finishing a publish: some may be retired already
+            found = store.existing([full(p) for p in old])
+            old = [p for p in old if full(p) in found]
+        _move_all(store, [(full(p), superseded_path(store, manifest.table, p)) for p in old])
 
 
 def finish_publish(store: LakeStore, latest: Manifest | None, table: str, retired: Iterable[Manifest] = ()) -> None:
-    """Complete an interrupted publish of the latest batch and drop staging left by dead runs."""
+    """Complete an interrupted publish of the latest batch and drop staging left by dead runs.
+
+    Superseded by `recovery.recover`; kept only until pipeline.py imports that instead.
+    """
     staging_root = paths.join(store.root, table, "_staging")
     folders = store.list_dir(staging_root)
     if latest is not None:

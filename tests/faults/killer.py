@@ -1,6 +1,6 @@
 """Run one sync and SIGKILL this process at a chosen point of the commit protocol.
 
-    python -m tests.faults.killer <project.yml> <table> <point> [<nth>]
+    python -m tests.faults.killer <project.yml> <table> <point> [<nth>] [--full-refresh]
 
 Exactly one library function is wrapped; on its nth call the process does
 `os.kill(os.getpid(), signal.SIGKILL)` (no cleanup, no finally blocks, no atexit). If the sync finishes
@@ -13,8 +13,10 @@ Points (the wrapped function, and where the kill happens):
   before_manifest  replicator.pipeline.commit_manifest, before the real one runs
   after_manifest   replicator.pipeline.commit_manifest, right after the real one returned (before publish)
   mid_publish      LakeStore.move, at the start of its nth call (default 2)
-  before_load      Replicator.load, at its start
-  mid_load         inside the warehouse transaction: after DuckDBWarehouse._add_missing_columns (which
+  mid_retire       LakeStore.move of a file replaced by a full batch into _superseded/, at the start of
+                   its nth call (default 2); reached only with --full-refresh on a table already synced
+  before_load      Replicator._load (the warehouse step of a sync, after its extract and reconcile), at its start
+  mid_load         inside the warehouse transaction: after DuckDBWarehouse._follow_schema (which
                    then also deletes every row of the table, as a rollback must undo it) or after
                    PostgresWarehouse._copy filled the transaction's stage
 """
@@ -29,7 +31,8 @@ from collections.abc import Iterator
 from typing import Any
 
 POINTS = ("read", "upload", "before_manifest", "after_manifest", "mid_publish", "before_load", "mid_load")
-DEFAULT_NTH = {"read": 2, "upload": 2, "mid_publish": 2}
+"""The points every sync reaches; `mid_retire` is reached only by a full batch that replaces files."""
+DEFAULT_NTH = {"read": 2, "upload": 2, "mid_publish": 2, "mid_retire": 2}
 
 NOT_KILLED = 3
 
@@ -114,27 +117,38 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
             real_move(self, src, dst)
 
         LakeStore.move = move  # type: ignore[method-assign]
+    elif point == "mid_retire":
+        from replicator.lake.store import LakeStore
+
+        real_retire = LakeStore.move
+
+        def retire(self: LakeStore, src: str, dst: str) -> None:
+            if "/_superseded/" in dst and count.hit():
+                die()
+            real_retire(self, src, dst)
+
+        LakeStore.move = retire  # type: ignore[method-assign]
     elif point == "before_load":
         from replicator.runner import Replicator
 
-        real_load = Replicator.load
+        real_load = Replicator._load
 
         def load(self: Replicator, name: str) -> Any:
             die()
             return real_load(self, name)
 
-        Replicator.load = load  # type: ignore[method-assign]
+        Replicator._load = load  # type: ignore[method-assign]
     elif point == "mid_load" and warehouse.startswith("duckdb"):
         from replicator.warehouse.duckdb import DuckDBWarehouse
 
-        real_add = DuckDBWarehouse._add_missing_columns
+        real_follow = DuckDBWarehouse._follow_schema
 
-        def add_missing_columns(self: DuckDBWarehouse, con: Any, target: str, table: str) -> None:
-            real_add(self, con, target, table)  # the batch is staged inside the open transaction
+        def follow_schema(self: DuckDBWarehouse, con: Any, target: str, *args: Any, **kwargs: Any) -> None:
+            real_follow(self, con, target, *args, **kwargs)  # the batch is staged inside the open transaction
             con.execute(f"DELETE FROM {target}")  # damage that only a rollback undoes
             die()
 
-        DuckDBWarehouse._add_missing_columns = add_missing_columns  # type: ignore[method-assign]
+        DuckDBWarehouse._follow_schema = follow_schema  # type: ignore[method-assign]
     elif point == "mid_load":
         from replicator.warehouse.postgres import PostgresWarehouse
 
@@ -146,10 +160,12 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
 
         PostgresWarehouse._copy = copy  # type: ignore[method-assign]
     else:
-        raise SystemExit(f"unknown point {point!r}; use one of {', '.join(POINTS)}")
+        raise SystemExit(f"unknown point {point!r}; use one of {', '.join(POINTS)}, mid_retire")
 
 
 def main(argv: list[str]) -> int:
+    full_refresh = "--full-refresh" in argv
+    argv = [a for a in argv if a != "--full-refresh"]
     if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
@@ -162,7 +178,7 @@ def main(argv: list[str]) -> int:
     config = rep.project.config
     install(point, nth, config.lake.url.startswith("s3://"), config.warehouse.url)
     with rep:
-        result = rep.sync(table)
+        result = rep.sync(table, full_refresh=full_refresh)
     print(f"not killed: point {point!r} (nth {nth}) was not reached; batch {result.extract.batch_id}")
     return NOT_KILLED
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNBOUNDED_NUMERIC",
     "ColumnSpec",
+    "Unrepresentable",
     "arrow_schema",
     "schema_fingerprint",
 ]
@@ -53,7 +54,23 @@ class ColumnSpec:
     def to_arrow(self, values: Sequence[Any]) -> pa.Array:
         if self.convert is not None:
             values = self.convert(values)
-        return pa.array(values, type=self.arrow_type)
+        try:
+            return pa.array(values, type=self.arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            odd = next((v for v in values if isinstance(v, Unrepresentable)), None)
+            if odd is None:
+                raise
+            raise ValueError(odd.reason) from exc
+
+
+class Unrepresentable:
+    """A source value a driver read that no Arrow value of its column holds; converting it stops the read."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Unrepresentable({self.reason!r})"
 
 
 def arrow_schema(columns: Sequence[ColumnSpec]) -> pa.Schema:

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg2.extensions
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..types import Unrepresentable
 from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
 from .postgres_arrow import arrow_path_available, read_chunk_arrow
+from .typemap import NON_FINITE_REMEDY
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,28 @@ _HORIZON = sa.text(
 )
 
 
+def _guarded(base: Any) -> Any:
+    """psycopg2's caster, except that it never turns 'infinity' into 9999-12-31 (its default) nor fails."""
+    def cast(value: str | None, cursor: Any) -> Any:
+        if value is None:
+            return None
+        if value in ("infinity", "-infinity"):
+            return Unrepresentable(_beyond(value))
+        try:
+            return base(value, cursor)
+        except ValueError:  # years beyond 9999 or BC
+            return Unrepresentable(_beyond(value))
+    return psycopg2.extensions.new_type(base.values, f"REPLICATOR_{base.name}", cast)
+
+
+def _beyond(value: str) -> str:
+    return f"PostgreSQL value {value!r} is beyond what the row path can read exactly; {NON_FINITE_REMEDY}"
+
+
+_CASTERS = [_guarded(c) for c in (psycopg2.extensions.DATE, psycopg2.extensions.PYDATETIME,
+                                  psycopg2.extensions.PYDATETIMETZ)]
+
+
 def _ms(value: dt.timedelta) -> str:
     return str(int(value.total_seconds() * 1000))
 
@@ -44,6 +69,8 @@ class PostgresSource(SqlSource):
     def snapshot(self) -> Iterator[Connection]:
         with self.connect() as raw:
             conn = raw.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            for caster in _CASTERS:
+                psycopg2.extensions.register_type(caster, raw.connection.dbapi_connection)
             with conn.begin():
                 # Values are bound through set_config(); SET cannot take parameters.
                 conn.execute(

@@ -198,6 +198,21 @@ def test_postgres_non_finite_numeric_stops_the_row_path_too(tmp_path: Path, pg_u
         _assert_stopped(rep, "odd", "v", "-Infinity")
 
 
+ROW_PATH_STOPS = [("date", "'infinity'"), ("date", "'-infinity'"), ("timestamp", "'infinity'"),
+                  ("timestamptz", "'-infinity'"), ("date", "'10000-01-01'"), ("timestamp", "'0044-03-15 12:00:00 BC'")]
+
+
+@pytest.mark.parametrize(("ddl", "value"), ROW_PATH_STOPS, ids=[f"{d} {v}" for d, v in ROW_PATH_STOPS])
+def test_postgres_row_path_stops_on_dates_python_cannot_hold(tmp_path: Path, pg_url: str, duckdb_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch, ddl: str, value: str) -> None:
+    """psycopg2 reads 'infinity' as 9999-12-31 by default: the row path must stop instead, naming the column."""
+    monkeypatch.setattr(PostgresSource, "use_arrow", False)
+    execute(pg_url, f"CREATE TABLE odd (id int PRIMARY KEY, v {ddl}, updated_at timestamptz NOT NULL DEFAULT now())",
+            f"INSERT INTO odd (id, v) VALUES (1, '2026-01-01'), (2, {value})")
+    with _rep(tmp_path, pg_url, duckdb_url, "odd", "public.odd") as rep:
+        _assert_stopped(rep, "odd", "v", value.strip("'"))
+
+
 # --- MariaDB: unsigned, wide decimal, date range, bit(64), TIME beyond a day --------------------------------
 
 MY_DDL = ("CREATE TABLE edges (id int PRIMARY KEY, ub bigint unsigned, n decimal(65,30), d date, dtm datetime(6), "

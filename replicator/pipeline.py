@@ -28,12 +28,12 @@ from .lake import (
     active_manifests,
     commit_manifest,
     latest_in_window,
-    latest_manifest,
     paths,
 )
 from .lake.manifest import encode_schema
-from .lake.publish import finish_publish, publish
+from .lake.publish import publish
 from .lake.reader import manifests_reaching
+from .lake.recovery import recover as _recover
 from .reading import ReadRequest, TableSchema
 from .rereads import drop_unchanged
 from .streams import prefetch
@@ -171,14 +171,6 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
 def _carried(probes: list[wm.Probe]) -> list[wm.Probe]:
     """Unsettled probes worth keeping: the oldest settles first, the newest reach highest."""
     return probes if len(probes) <= 4 else [probes[0], *probes[-3:]]
-
-
-def _recover(store: LakeStore, name: str) -> Manifest | None:
-    """The latest manifest, after finishing whatever publish a dead run left undone."""
-    previous = latest_manifest(store, name)
-    before = active_manifests(store, name, as_of=previous.seq - 1) if previous is not None and previous.mode == "full" else []
-    finish_publish(store, previous, name, before)
-    return previous
 
 
 def extract_table(

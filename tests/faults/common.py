@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from replicator import Replicator
 from replicator.lake import active_manifests, list_manifest_seqs, load_manifest, paths
 
+from .. import oracle
 from ..conftest import execute
 from ..integration.helpers import duckdb_rows, lake_current, lake_dataset
 
@@ -251,7 +252,9 @@ def assert_warehouse_is_a_committed_state(rep: Replicator, name: str = "events",
                                           columns: Sequence[str] = COLUMNS) -> None:
     """The warehouse holds exactly the lake's state after the batch its ledger names, nothing half-loaded."""
     seq = rep.warehouse.last_loaded_seq(name)
-    expected, _ = _keyed(rep.read_table(name, as_of=seq).to_pylist(), ("id",), columns) if seq else ({}, 0)
+    table = rep.project.table(name)
+    state = oracle.lake_current(rep.project.config.lake.url, name, table.primary_key, table.watermark, as_of=seq)
+    expected, _ = _keyed(state.to_pylist(), ("id",), columns) if seq else ({}, 0)
     got, dups = _keyed(warehouse_table(rep, name, columns), ("id",), columns)
     assert dups == 0 and warehouse_duplicates(rep, name) == 0
     assert got == expected, f"warehouse differs from lake batch {seq}: {_diff(expected, got)}"

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from replicator import Replicator
 from replicator.duckdb_sql import to_arrow
-from replicator.lake.reader import latest_per_key
+
+from .. import oracle
 
 
 def lake_dataset(rep: Replicator, name: str) -> pa.Table:
@@ -22,9 +23,10 @@ def lake_dataset(rep: Replicator, name: str) -> pa.Table:
 
 
 def lake_current(rep: Replicator, name: str) -> pa.Table:
-    """The documented rule applied to what a reader sees: per key, the row of the highest _batch_id."""
+    """The documented rule applied to what a reader sees, by the independent oracle (tests/oracle.py):
+    per key, the row of the highest _batch_id, then the highest watermark, unless it is deleted."""
     table = rep.project.table(name)
-    return latest_per_key(lake_dataset(rep, name), table.primary_key, table.watermark)
+    return oracle.lake_current(rep.project.config.lake.url, name, table.primary_key, table.watermark)
 
 
 def rows_by_key(table: pa.Table, key: Sequence[str], columns: Sequence[str]) -> dict[tuple, tuple]:

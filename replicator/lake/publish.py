@@ -1,12 +1,11 @@
 """After a manifest is created: move its staged parts into the Hive layout, retire superseded files.
 
-Both steps are idempotent and driven by manifests, so a run that died half-way through is finished
-by the next run before it reads anything.
+Both steps are idempotent and driven by manifests, so a publish a run died in is finished later by
+`recovery.recover`, before anything reads or commits the table.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,9 +13,7 @@ from . import paths
 from .manifest import Manifest
 from .store import LakeStore
 
-__all__ = ["finish_publish", "publish", "superseded_path"]
-
-log = logging.getLogger(__name__)
+__all__ = ["publish", "superseded_path"]
 
 _PARALLEL_MOVES = 8
 
@@ -55,20 +52,3 @@ def publish(store: LakeStore, manifest: Manifest, retired: Iterable[Manifest] = 
             found = store.existing([full(p) for p in old])
             old = [p for p in old if full(p) in found]
         _move_all(store, [(full(p), superseded_path(store, manifest.table, p)) for p in old])
-
-
-def finish_publish(store: LakeStore, latest: Manifest | None, table: str, retired: Iterable[Manifest] = ()) -> None:
-    """Complete an interrupted publish of the latest batch and drop staging left by dead runs.
-
-    Superseded by `recovery.recover`; kept only until pipeline.py imports that instead.
-    """
-    staging_root = paths.join(store.root, table, "_staging")
-    folders = store.list_dir(staging_root)
-    if latest is not None:
-        mine = paths.staging_dir(store.root, table, latest.run_id)
-        staged = {i.path for i in store.list_files(mine)} if any(f.path == mine for f in folders) else set()
-        if staged or latest.mode == "full":
-            publish(store, latest, retired, staged=staged)
-    for info in folders:
-        log.info("table %r: removing staging of an uncommitted or finished run: %s", table, store.uri(info.path))
-        store.delete_dir(info.path)

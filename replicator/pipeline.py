@@ -143,6 +143,8 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
             probe = source.probe(table)
             probes += [probe] if probe is not None else []
         clock = source.settle_clock()
+        if kind == "int" and probe is not None:
+            clock = _await_probe(source, probe, clock)
     bound = wm.settle_bound(kind, clock, probes) if kind is not None else None
     window = wm.read_window(prev_wm, table.lookback)
     include_nulls = table.on_null_watermark == "include"
@@ -166,6 +168,21 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
                                table.null_fallback) if recent else None
     pending = [p for p in probes if clock is None or not p.at < clock.open_since]
     return _Plan(incremental, prev_wm, clock, bound, _carried(pending), request, known, replaced)
+
+
+# A busy database always has some short transaction in flight that began just before the probe; waiting
+# up to ~1.5 s for those to end lets the probe settle in this sync instead of the next one.
+_PROBE_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def _await_probe(source: SqlSource, probe: wm.Probe, clock: wm.SettleClock | None) -> wm.SettleClock | None:
+    """The settle clock once no transaction older than `probe` is open, or after the last short wait."""
+    for delay in _PROBE_WAITS_S:
+        if clock is None or not clock.concurrent_writers or probe.at < clock.open_since:
+            break
+        time.sleep(delay)
+        clock = source.settle_clock()
+    return clock
 
 
 def _carried(probes: list[wm.Probe]) -> list[wm.Probe]:

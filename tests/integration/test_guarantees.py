@@ -168,11 +168,11 @@ def test_failed_warehouse_load_rolls_back_and_reloads(tmp_path: Path, pg_url: st
     rep.sync("events")
     execute(pg_url, "UPDATE events SET payload = 'b', updated_at = now() + interval '1 second' WHERE id <= 5")
 
-    def broken(self, con, target, table):  # type: ignore[no-untyped-def]
+    def broken(self, con, target, *args, **kwargs):  # type: ignore[no-untyped-def]
         con.execute(f"DELETE FROM {target}")  # damage inside the transaction, then fail
         raise RuntimeError("warehouse died mid-load")
 
-    monkeypatch.setattr(DuckDBWarehouse, "_add_missing_columns", broken)
+    monkeypatch.setattr(DuckDBWarehouse, "_follow_schema", broken)
     with pytest.raises(RuntimeError):
         rep.sync("events")
     monkeypatch.undo()

@@ -226,3 +226,24 @@ def test_mariadb_types_lake_and_duckdb(tmp_path: Path, mysql_url: str, duckdb_ur
         warehouse = _normalized(_duckdb_rows(rep, data.MY_NAMES, data.MY_DUCKDB_TYPES), data.MY_NAMES, data.MY_KINDS)
         _assert_same(warehouse, source, "duckdb", data.MY_SCALED)
 
+
+
+def test_mariadb_types_postgres_warehouse(tmp_path: Path, mysql_url: str, pg_url: str) -> None:
+    """Every MariaDB type of the map into the PostgreSQL warehouse, compared with the source value by value."""
+    execute(mysql_url, data.MY_DDL, f"SET time_zone = '{data.MY_INSERT_ZONE}'", data.MY_INSERT)
+    source = _normalized(_mysql_source_rows(mysql_url, data.MY_NAMES), data.MY_NAMES, data.MY_KINDS)
+    project = write_project(tmp_path, sources={"app": mysql_url}, lake=str(tmp_path / "lake"), warehouse=pg_url,
+                            tables={"all_types": TABLE_YAML.format(table="all_types")})
+    with Replicator.from_path(project) as rep:
+        assert rep.sync("all_types").extract.rows_committed == len(data.MY_ROWS)
+    names = ", ".join(f'"{n}"' for n in data.MY_NAMES)
+    types = dict(query(pg_url, "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns "
+                               "JOIN pg_attribute ON attrelid = 'raw.all_types'::regclass AND attname = column_name "
+                               "WHERE table_schema = 'raw' AND table_name = 'all_types'"))
+    assert types["c_ubigint"] == "numeric(20,0)"  # the documented home of uint64 (and bit(n))
+    assert types["c_ts"] == "timestamp with time zone"
+    whole = [i for i, n in enumerate(data.MY_NAMES) if types[n] == "numeric(20,0)"]
+    rows = [tuple(int(v) if i in whole and v is not None else v for i, v in enumerate(r))
+            for r in query(pg_url, f"SET TIME ZONE 'UTC'; SELECT {names} FROM raw.all_types ORDER BY id")]
+    warehouse = _normalized(rows, data.MY_NAMES, data.MY_KINDS)
+    _assert_same(warehouse, source, "postgres warehouse", data.MY_SCALED)

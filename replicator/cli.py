@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, native_memory
 from .errors import ConfigError, ReplicatorError
 from .runner import Replicator
 
@@ -239,6 +239,7 @@ def run() -> None:
     4 runs: 0.10 s from the end of the work to the process's exit, 0.02 s with the objects frozen).
     Everything the command wrote is closed by then; `main` itself stays side-effect free for callers.
     """
+    native_memory.allow_process_tuning()  # this process is the command's own, unlike an embedder's
     code = main()
     gc.freeze()
     sys.exit(code)

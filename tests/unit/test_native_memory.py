@@ -18,7 +18,9 @@ libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 libc.fopen.restype = ctypes.c_void_p
-applied = native_memory.share_one_arena() if os.environ["SHARE"] == "1" else False
+if os.environ["SHARE"] == "1":
+    native_memory.allow_process_tuning()
+applied = native_memory.share_one_arena()  # what the MySQL fast path calls before each read
 
 def churn():  # batch-sized buffers, allocated and freed in this thread, as connectorx's threads do
     for _ in range(50):
@@ -50,6 +52,7 @@ def rss_kib():
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
+native_memory.allow_process_tuning()
 native_memory.share_one_arena()
 blocks = [libc.malloc(64 * 1024) for _ in range(3000)]  # 190 MiB of heap, below the mmap threshold
 for b in blocks:
@@ -72,9 +75,21 @@ def _run(code: str, **env: str) -> list[str]:
 def test_threads_started_after_the_setting_get_no_arenas_of_their_own() -> None:
     applied, before, after = _run(_THREADS_ALLOCATE, SHARE="1")
     assert applied == "True" and int(after) == int(before)
-    # glibc's default: each new thread gets an arena of its own, each keeping its own freed batches.
-    _, before, after = _run(_THREADS_ALLOCATE, SHARE="0")
-    assert int(after) > int(before)
+    # A process that has not opted in (a library embedder) keeps glibc's default: each new thread gets
+    # an arena of its own, each keeping its own freed batches.
+    applied, before, after = _run(_THREADS_ALLOCATE, SHARE="0")
+    assert applied == "False" and int(after) > int(before)
+
+
+def test_the_command_opts_in_and_the_library_alone_does_not() -> None:
+    probe = ("import sys; from replicator import native_memory, cli; {call}; "
+             "print(native_memory._allowed, 'sqlalchemy' in sys.modules)")
+    assert _run(probe.format(call="pass")) == ["False", "False"]
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['replicator', '--version']\n"
+                           "from replicator import cli, native_memory\n"
+                           "try:\n    cli.run()\nexcept SystemExit:\n    print(native_memory._allowed)"],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+    assert done.stdout.split()[-1] == "True"
 
 
 def test_release_free_memory_returns_freed_heap_pages_to_the_os() -> None:

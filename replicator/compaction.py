@@ -15,27 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from .lake import (
-    BatchWriter,
-    Manifest,
     acquire_lease,
     active_manifests,
-    commit_manifest,
     current_state,
     list_manifest_seqs,
     load_manifest,
-    paths,
 )
-from .lake.manifest import encode_schema, watermark_state
-from .lake.publish import publish, superseded_path
+from .lake.batch import Layout, PendingBatch
+from .lake.manifest import watermark_state
+from .lake.publish import superseded_path
 from .lake.recovery import recover
-from .types import schema_fingerprint
 
 __all__ = ["CompactionResult", "compact_table"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CompactionResult:
     table: str
     batch_id: int | None
@@ -63,10 +59,11 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
     store = rep.lake
     run_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.timezone.utc)
-    with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl):
+    with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl) as lease:
         previous = recover(store, name)  # the snapshot reads the live files: they must all be in place
         if previous is None:
-            return CompactionResult(name, None, 0, 0, 0, 0, 0)
+            return CompactionResult(table=name, batch_id=None, files_before=0, files_after=0, rows_before=0,
+                                    rows_after=0, removed_history_files=0)
         chain = active_manifests(store, name)
         files_before = sum(len(m.files) for m in chain)
         rows_before = sum(m.rows for m in chain)
@@ -77,26 +74,22 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
             state = current_state(store, name, table.primary_key, table.watermark)
             schema = previous.schema
             state = state.select(schema.names).cast(schema)
-            seq = previous.seq + 1
             # Rows keep their load date as their partition when the table has no partition column.
-            writer = BatchWriter(store, name, seq, run_id, schema, rep.project.config.lake,
-                                 table.partition_by or "_loaded_at", table.partition_granularity, table.watermark,
-                                 now.date(), table.null_fallback)
-            for batch in state.to_batches(max_chunksize=rep.project.config.lake.row_group_rows):
-                writer.write(batch)
-            files = writer.close()
-            manifest = Manifest(
-                table=name, seq=seq, run_id=run_id, mode="full", created_at=now.isoformat(), rows=state.num_rows,
-                files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
-                **watermark_state(previous), content_hash=previous.content_hash,
-                stats={"compaction_of": [m.seq for m in chain]},
-            )
-            commit_manifest(store, manifest)
-            publish(store, manifest, chain)
-            store.delete_dir(paths.staging_dir(store.root, name, run_id))
-            batch_id, files_after, rows_after = seq, len(files), state.num_rows
+            layout = Layout(partition_by=table.partition_by or "_loaded_at", granularity=table.partition_granularity,
+                            load_date=now.date())
+            with PendingBatch(store, name, lease=lease, previous=previous, schema=schema,
+                              config=rep.project.config.lake, layout=layout, watermark=table.watermark,
+                              fallback=table.null_fallback) as batch:
+                for part in state.to_batches(max_chunksize=rep.project.config.lake.row_group_rows):
+                    batch.write(part)
+                manifest = batch.commit(mode="full", created_at=now, rows=state.num_rows,
+                                        watermark=watermark_state(previous), replaced=chain,
+                                        content_hash=previous.content_hash,
+                                        stats={"compaction_of": [m.seq for m in chain]})
+            batch_id, files_after, rows_after = manifest.seq, len(manifest.files), state.num_rows
         expired = [p for p in _expired_files(rep, name, retention, now) if store.exists(p)]
         for path in expired:
             store.delete(path)
         log.info("table %r: compacted %d files into %d; removed %d history files", name, files_before, files_after, len(expired))
-        return CompactionResult(name, batch_id, files_before, files_after, rows_before, rows_after, len(expired))
+        return CompactionResult(table=name, batch_id=batch_id, files_before=files_before, files_after=files_after,
+                                rows_before=rows_before, rows_after=rows_after, removed_history_files=len(expired))

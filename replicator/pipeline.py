@@ -21,23 +21,19 @@ from .config import TableConfig
 from .errors import SourceError
 from .evolution import evolve
 from .lake import (
-    BatchWriter,
     LakeStore,
     Manifest,
     acquire_lease,
     active_manifests,
-    commit_manifest,
     latest_in_window,
     paths,
 )
-from .lake.manifest import encode_schema
-from .lake.publish import publish
+from .lake.batch import Layout, PendingBatch
 from .lake.reader import manifests_reaching
 from .lake.recovery import recover as _recover
 from .reading import ReadRequest, TableSchema
 from .rereads import drop_unchanged
 from .streams import prefetch
-from .types import schema_fingerprint
 
 if TYPE_CHECKING:
     from .sources import SqlSource
@@ -52,7 +48,7 @@ Progress = Callable[[str, int, float], None]
 _PROGRESS_EVERY_S = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExtractResult:
     table: str
     committed: bool
@@ -210,17 +206,17 @@ def extract_table(
         previous = _recover(store, name)
         arrow = current if full_refresh else _target_schema(name, table, previous, current)
         plan = _plan(name, table, schema, source, store, previous, full_refresh)
-        seq = (previous.seq if previous else 0) + 1
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        writer = BatchWriter(store, name, seq, run_id, arrow, project.config.lake, table.partition_by,
-                             table.partition_granularity, table.watermark, loaded_at.date(), table.null_fallback)
+        layout = Layout(partition_by=table.partition_by, granularity=table.partition_granularity,
+                        load_date=loaded_at.date())
         digest = hashlib.sha256()
         seen = _Seen()
         last_report = time.perf_counter()
-        try:
+        with PendingBatch(store, name, lease=lease, previous=previous, schema=arrow, config=project.config.lake,
+                          layout=layout, watermark=table.watermark, fallback=table.null_fallback) as batch:
             batches = source.read(plan.request)
-            for batch in batches if source.reads_ahead(plan.request) else prefetch(batches):
-                data = pa.Table.from_batches([batch])
+            for record_batch in batches if source.reads_ahead(plan.request) else prefetch(batches):
+                data = pa.Table.from_batches([record_batch])
                 seen.add(data, table)
                 if table.watermark and table.on_null_watermark == "fail" and data.column(table.watermark).null_count:
                     raise _null_watermark_error(name, table, data.column(table.watermark).null_count)
@@ -230,8 +226,7 @@ def extract_table(
                     for b in data.to_batches():
                         digest.update(b.serialize())
                 seen.rows_committed += data.num_rows
-                writer.write(_with_lake_columns(data, seq, loaded_at, arrow, table.soft_delete))
-                lease.renew()
+                batch.write(_with_lake_columns(data, batch.seq, loaded_at, arrow, table.soft_delete))
                 now = time.perf_counter()
                 if progress is not None and now - last_report >= _PROGRESS_EVERY_S:
                     last_report = now
@@ -239,40 +234,38 @@ def extract_table(
             content_hash = digest.hexdigest() if table.replication == "full" else None
             unchanged = content_hash is not None and previous is not None and previous.content_hash == content_hash
             if seen.rows_committed == 0 or (unchanged and not full_refresh):
-                writer.abort()
+                batch.abort()
                 _record_sync(store, name, run_id, previous.seq if previous else None, seen.rows_read)
-                return ExtractResult(name, False, None, seen.rows_read, 0, plan.previous_watermark,
-                                     plan.previous_watermark, 0, 0, lake_path, time.perf_counter() - started,
-                                     seen.null_watermarks, "incremental" if plan.incremental else "full")
-            files = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-
-        new_wm = wm.next_watermark(plan.previous_watermark, seen.max_seen, plan.bound) if table.watermark else None
-        settled = (seen.max_seen is not None and new_wm == seen.max_seen and wm.is_settled(seen.max_seen, plan.bound)
-                   and not table.null_fallback)
-        prev_max = wm.decode(previous.max_seen) if previous is not None and plan.incremental else None
-        manifest = Manifest(
-            table=name, seq=seq, run_id=run_id, mode="full" if plan.complete else "incremental",
-            created_at=loaded_at.isoformat(), rows=seen.rows_committed, files=tuple(files),
-            schema_b64=encode_schema(arrow), schema_fingerprint=schema_fingerprint(arrow),
-            watermark_column=table.watermark, watermark_before=wm.encode(plan.previous_watermark),
-            watermark=wm.encode(new_wm), max_seen=wm.encode(_max_of(prev_max, seen.max_seen)),
-            watermark_key=[wm.encode(v) for v in seen.key_at_max] if settled and seen.key_at_max else None,
-            horizon=plan.clock.horizon.isoformat() if plan.clock else None, read_lower=wm.encode(plan.request.lower),
-            settle_probes=[p.to_json() for p in plan.probes],
-            content_hash=content_hash, stats={"rows_read": seen.rows_read, "null_watermarks": seen.null_watermarks},
-        )
-        commit_manifest(store, manifest)
-        publish(store, manifest, plan.replaced)
-        store.delete_dir(paths.staging_dir(store.root, name, run_id))
-        _record_sync(store, name, run_id, seq, seen.rows_read)
-        log.info("table %r: committed batch %d: %d rows in %d files", name, seq, seen.rows_committed, len(files))
+                return ExtractResult(
+                    table=name, committed=False, batch_id=None, rows_read=seen.rows_read, rows_committed=0,
+                    watermark_before=plan.previous_watermark, watermark_after=plan.previous_watermark, files=0,
+                    bytes=0, lake_path=lake_path, duration_s=time.perf_counter() - started,
+                    null_watermarks=seen.null_watermarks, mode="incremental" if plan.incremental else "full",
+                )
+            new_wm = wm.next_watermark(plan.previous_watermark, seen.max_seen, plan.bound) if table.watermark else None
+            settled = (seen.max_seen is not None and new_wm == seen.max_seen
+                       and wm.is_settled(seen.max_seen, plan.bound) and not table.null_fallback)
+            prev_max = wm.decode(previous.max_seen) if previous is not None and plan.incremental else None
+            watermark = {
+                "watermark_column": table.watermark, "watermark_before": wm.encode(plan.previous_watermark),
+                "watermark": wm.encode(new_wm), "max_seen": wm.encode(_max_of(prev_max, seen.max_seen)),
+                "watermark_key": [wm.encode(v) for v in seen.key_at_max] if settled and seen.key_at_max else None,
+                "horizon": plan.clock.horizon.isoformat() if plan.clock else None,
+                "read_lower": wm.encode(plan.request.lower), "settle_probes": [p.to_json() for p in plan.probes],
+            }
+            manifest = batch.commit(mode="full" if plan.complete else "incremental", created_at=loaded_at,
+                                    rows=seen.rows_committed, watermark=watermark, replaced=plan.replaced,
+                                    content_hash=content_hash,
+                                    stats={"rows_read": seen.rows_read, "null_watermarks": seen.null_watermarks})
+        _record_sync(store, name, run_id, manifest.seq, seen.rows_read)
+        log.info("table %r: committed batch %d: %d rows in %d files", name, manifest.seq, seen.rows_committed,
+                 len(manifest.files))
         return ExtractResult(
-            name, True, seq, seen.rows_read, seen.rows_committed, plan.previous_watermark, new_wm, len(files),
-            manifest.total_bytes, lake_path, time.perf_counter() - started, seen.null_watermarks, manifest.mode,
-            sorted({f.partition for f in files}),
+            table=name, committed=True, batch_id=manifest.seq, rows_read=seen.rows_read,
+            rows_committed=seen.rows_committed, watermark_before=plan.previous_watermark, watermark_after=new_wm,
+            files=len(manifest.files), bytes=manifest.total_bytes, lake_path=lake_path,
+            duration_s=time.perf_counter() - started, null_watermarks=seen.null_watermarks, mode=manifest.mode,
+            partitions=sorted({f.partition for f in manifest.files}),
         )
 
 

@@ -20,30 +20,22 @@ import pyarrow as pa
 
 from .config import TableConfig
 from .duckdb_sql import ident, to_arrow
-from .errors import ReplicatorError
+from .errors import DeleteGuardError
 from .lake import (
-    BatchWriter,
     Lease,
     Manifest,
     active_manifests,
-    commit_manifest,
     latest_manifest,
 )
-from .lake import paths as lake_paths
-from .lake.manifest import encode_schema, watermark_state
-from .lake.publish import publish
+from .lake.batch import Layout, PendingBatch
+from .lake.manifest import watermark_state
 from .lake.reader import latest_per_key
 from .lake.recovery import read_committed
 from .sources import ReadRequest, TableSchema
-from .types import schema_fingerprint
 
 __all__ = ["BucketDiff", "ReconcileReport", "DeleteGuardError", "commit_deletes", "reconcile_table"]
 
 _SAMPLE = 5
-
-
-class DeleteGuardError(ReplicatorError):
-    """More rows would be deleted than the table's delete_guard allows."""
 
 
 @dataclass(frozen=True)
@@ -193,31 +185,22 @@ def commit_deletes(rep: Any, name: str, lease: Lease, keys: Sequence[tuple[Any, 
             "like a mass delete: check the source, then raise delete_guard in the YAML if the deletes are real"
         )
     store = rep.lake
-    run_id = lease.run_id
     lease.renew()  # the comparison before this may have taken a while
     previous = latest_manifest(store, name)
     assert previous is not None
     schema = previous.schema
-    seq = previous.seq + 1
     loaded_at = dt.datetime.now(dt.timezone.utc)
+    layout = Layout(partition_by=table.partition_by, granularity=table.partition_granularity, load_date=loaded_at.date())
     n = len(keys)
-    columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
-    columns["_batch_id"] = pa.array(np.full(n, seq, dtype=np.int64))
-    columns["_loaded_at"] = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
-    columns["_deleted"] = pa.array(np.ones(n, dtype=bool))
-    markers = pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in schema], schema=schema)
-    writer = BatchWriter(store, name, seq, run_id, schema, rep.project.config.lake, table.partition_by,
-                         table.partition_granularity, None, loaded_at.date())
-    writer.write(markers)
-    files = writer.close()
-    manifest = Manifest(
-        table=name, seq=seq, run_id=run_id, mode="incremental", created_at=loaded_at.isoformat(), rows=n,
-        files=tuple(files), schema_b64=encode_schema(schema), schema_fingerprint=schema_fingerprint(schema),
-        **watermark_state(previous), stats={"deletion_markers": n},
-    )
-    commit_manifest(store, manifest)
-    publish(store, manifest)
-    store.delete_dir(lake_paths.staging_dir(store.root, name, run_id))
-    return seq
+    with PendingBatch(store, name, lease=lease, previous=previous, schema=schema, config=rep.project.config.lake,
+                      layout=layout, watermark=None) as batch:
+        columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
+        columns["_batch_id"] = pa.array(np.full(n, batch.seq, dtype=np.int64))
+        columns["_loaded_at"] = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
+        columns["_deleted"] = pa.array(np.ones(n, dtype=bool))
+        batch.write(pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in schema], schema=schema))
+        manifest = batch.commit(mode="incremental", created_at=loaded_at, rows=n, watermark=watermark_state(previous),
+                                stats={"deletion_markers": n})
+    return manifest.seq
 
 

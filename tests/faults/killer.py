@@ -10,8 +10,8 @@ Points (the wrapped function, and where the kill happens):
   read             SqlSource.read: after the nth record batch was consumed (default 2)
   upload           S3: SpooledUpload.close of a staged part, before its upload; local lake:
                    BatchWriter._close_file, before the file is finished (default 2)
-  before_manifest  replicator.pipeline.commit_manifest, before the real one runs
-  after_manifest   replicator.pipeline.commit_manifest, right after the real one returned (before publish)
+  before_manifest  commit_manifest as the commit unit (replicator.lake.batch) calls it, before the real one runs
+  after_manifest   the same, right after the real one returned (before publish)
   mid_publish      LakeStore.move, at the start of its nth call (default 2)
   mid_retire       LakeStore.move of a file replaced by a full batch into _superseded/, at the start of
                    its nth call (default 2); reached only with --full-refresh on a table already synced
@@ -95,9 +95,9 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
 
         BatchWriter._close_file = close_file  # type: ignore[method-assign]
     elif point in ("before_manifest", "after_manifest"):
-        import replicator.pipeline as pipeline
+        import replicator.lake.batch as batch
 
-        real_commit = pipeline.commit_manifest
+        real_commit = batch.commit_manifest
 
         def commit_manifest(*args: Any, **kwargs: Any) -> None:
             if point == "before_manifest":
@@ -105,7 +105,7 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
             real_commit(*args, **kwargs)
             die()
 
-        pipeline.commit_manifest = commit_manifest
+        batch.commit_manifest = commit_manifest
     elif point == "mid_publish":
         from replicator.lake.store import LakeStore
 

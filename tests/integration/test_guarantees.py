@@ -135,7 +135,7 @@ def test_failure_mid_read_commits_nothing(tmp_path: Path, pg_url: str, s3_lake: 
 def test_crash_between_manifest_and_publish_is_finished_by_next_run(
     tmp_path: Path, pg_url: str, s3_lake: str, duckdb_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import replicator.pipeline as pipeline
+    import replicator.lake.batch as batch
 
     execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, 'a', now() FROM generate_series(1, 100) g")
     rep = _project(tmp_path, pg_url, s3_lake, duckdb_url)
@@ -145,7 +145,7 @@ def test_crash_between_manifest_and_publish_is_finished_by_next_run(
     def crash(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt("killed after the manifest was created")
 
-    monkeypatch.setattr(pipeline, "publish", crash)
+    monkeypatch.setattr(batch, "publish", crash)
     with pytest.raises(KeyboardInterrupt):
         rep.extract("events")
     monkeypatch.undo()

@@ -14,7 +14,7 @@ Steps:
                                             batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
                                             one ParquetWriter, zstd, in one thread
   extract  --project P                      Replicator.extract("rides")
-  load     --project P                      Replicator.load("rides") (lake -> DuckDB)
+  load     --project P                      Replicator.load("rides") (lake -> the project's warehouse)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
 """
 
@@ -122,7 +122,7 @@ def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     import replicator
     from replicator import Replicator, native_memory
-    from replicator.pipeline import ExtractResult
+    from replicator.extract import ExtractResult
     from replicator.runner import LoadResult
 
     native_memory.allow_process_tuning()  # as the `replicator` command does: the steps measure it

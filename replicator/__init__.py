@@ -19,8 +19,9 @@ from .errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from .pipeline import ExtractResult
-from .runner import LoadResult, Replicator, SyncResult, TableStatus
+from .extract import ExtractResult
+from .load import LoadResult
+from .runner import Replicator, SyncResult, TableStatus
 
 __version__ = "0.1.0"
 

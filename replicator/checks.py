@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from .config import TableConfig
 from .errors import ReplicatorError
+from .extract import last_sync
 from .lake import active_manifests, latest_per_key
 from .lake.recovery import read_committed
-from .pipeline import last_sync
 from .runner import Replicator
 
 __all__ = ["CheckOutcome", "check_freshness", "check_reconciliation", "check_row_count_parity", "check_schema_drift",

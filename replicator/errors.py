@@ -9,6 +9,7 @@
     ├── WarehouseError              the warehouse failed
     │   └── WarehouseUnavailable    transient: retry
     ├── SchemaChangeError           the source schema changed incompatibly
+    ├── DeleteGuardError            more deletes than delete_guard allows: check the source, nothing deleted
     └── LockError                   another run holds this table's lease
 
 Every error carries `retriable`, so an orchestrator can choose retry or fail without parsing text.
@@ -20,6 +21,7 @@ import re
 
 __all__ = [
     "ConfigError",
+    "DeleteGuardError",
     "LakeError",
     "LakeUnavailable",
     "LockError",
@@ -88,6 +90,10 @@ class WarehouseUnavailable(WarehouseError):
 
 class SchemaChangeError(ReplicatorError):
     """The source table changed in a way the lake cannot follow."""
+
+
+class DeleteGuardError(ReplicatorError):
+    """More rows would be deleted than the table's delete_guard allows."""
 
 
 class LockError(ReplicatorError):

@@ -1,6 +1,6 @@
-"""What the pipeline asks of a source: the table's schema, which rows to read, the reader protocol.
+"""What an extract asks of a source: the table's schema, which rows to read, the reader protocol.
 
-Plain data with no SQLAlchemy: the pipeline imports it at start-up, and only commands that open a
+Plain data with no SQLAlchemy: the extract imports it at start-up, and only commands that open a
 source import `sources` (and with it SQLAlchemy and the drivers).
 """
 
@@ -52,7 +52,7 @@ class ReadRequest:
 
 
 class SourceReader(Protocol):
-    """What the pipeline needs of a source."""
+    """What an extract needs of a source."""
 
     name: str
 

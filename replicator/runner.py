@@ -6,21 +6,19 @@ import datetime as dt
 import json
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from . import watermark as wm
 from .catalog import Project, load_project
 from .errors import LockError, ReplicatorError
+from .extract import ExtractResult, Progress, extract_table, last_sync
 from .lake import (
     LakeStore,
-    Manifest,
     acquire_lease,
     active_manifests,
     current_state,
@@ -29,32 +27,23 @@ from .lake import (
     load_manifest,
 )
 from .lake.lease import holder_state, read_lease, remove_lease
-from .lake.paths import in_table, last_reconcile_path
-from .lake.recovery import Recovery, locate, recover, recover_for_reading
+from .lake.paths import last_reconcile_path
+from .lake.recovery import Recovery, recover, recover_for_reading
 from .lake.store import open_store
-from .pipeline import ExtractResult, Progress, extract_table, last_sync
-from .warehouse import LoadSpec, WarehouseLoader, open_warehouse
+from .load import LoadResult, load_table
+from .warehouse import WarehouseLoader, open_warehouse
 
 if TYPE_CHECKING:
     from .compaction import CompactionResult
     from .reconcile import ReconcileReport
     from .sources import SqlSource
 
-__all__ = ["LoadResult", "Replicator", "SyncResult", "TableStatus"]
+__all__ = ["Replicator", "SyncResult", "TableStatus"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    table: str
-    batches: list[int]
-    rows_loaded: int
-    rows_in_table: int | None
-    duration_s: float
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SyncResult:
     extract: ExtractResult
     load: LoadResult
@@ -137,37 +126,14 @@ class Replicator:
         return self._load(name)
 
     def _load(self, name: str) -> LoadResult:
-        started = time.perf_counter()
-        table = self.project.table(name)
-        store, warehouse = self.lake, self.warehouse
-        last = warehouse.last_loaded_seq(name)
-        pending = [load_manifest(store, name, s) for s in list_manifest_seqs(store, name) if s > last]
-        fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
-        if fulls:
-            pending = pending[fulls[-1]:]  # a full batch replaces everything before it
-        spec = LoadSpec(name, table.primary_key, table.watermark)
-        rows = 0
-        for manifest in pending:
-            data = self._batch_dataset(manifest)
-            rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", data)
-            log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
-        return LoadResult(name, [m.seq for m in pending], rows, warehouse.row_count(name), time.perf_counter() - started)
-
-    def _batch_dataset(self, manifest: Manifest) -> ds.Dataset:
-        """A lazily read dataset of exactly the manifest's files, wherever publishing left each one."""
-        store = self.lake
-        # Not yet published (a live run holds the lease, so nothing was recovered) or since superseded by a
-        # full batch: read it there.
-        where = locate(store, manifest.table, manifest.files)
-        files = [w or in_table(store.root, manifest.table, f.path) for w, f in zip(where, manifest.files)]
-        return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=store.fs)
+        return load_table(name, self.project.table(name), self.lake, self.warehouse)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self.extract(name, full_refresh=full_refresh, progress=progress)
         table = self.project.table(name)
         if table.delete_detection == "reconcile" and self._reconcile_due(name, table.reconcile_every):
             self.reconcile(name, apply_deletes=True)
-        return SyncResult(extracted, self._load(name))  # the extract recovered the lake under its lease
+        return SyncResult(extract=extracted, load=self._load(name))  # the extract recovered the lake under its lease
 
     def reconcile(self, name: str, *, apply_deletes: bool = False) -> ReconcileReport:
         """Compare source and lake keys; with apply_deletes, commit markers for keys gone from the source."""

@@ -1,4 +1,4 @@
-"""sync = extract (source -> staged Parquet -> manifest -> publish) then load (lake -> warehouse)."""
+"""Extract: source -> staged Parquet parts -> one committed lake batch (see lake/batch.py)."""
 
 from __future__ import annotations
 

@@ -1,53 +1,89 @@
-"""`defs`: every table of replicator.yml as Dagster assets, checks, jobs and schedules."""
+"""`defs`: every table of replicator.yml as Dagster assets, checks, jobs, schedules and a sensor.
+
+Building reads only the YAML files: no lake, source or warehouse is touched at import (column types
+arrive with each materialization's `dagster/column_schema`).
+"""
 
 from __future__ import annotations
 
-import logging
-import os
+from collections import defaultdict
+from typing import Literal
 
 import dagster as dg
 
-from replicator import load_project
-from replicator.lake import latest_manifest, open_store
+from replicator import Project, load_project
 
-from .assets import table_assets
+from .assets import lake_assets, warehouse_assets
 from .checks import table_checks
+from .cities import city_assets
+from .observation import batches_sensor, source_observations
 from .resources import ReplicatorResource
-from .schedules import jobs_and_schedules
+from .schedules import observe_job, on_cron, sync_jobs
+from .translator import DagsterReplicatorTranslator, ReplicatorTranslatorData
 
-log = logging.getLogger(__name__)
-
-
-def _schema_hints(project_url: str, names: list[str]) -> dict[str, object]:
-    """Column types from each table's latest manifest, when the lake is a local folder (no network at load)."""
-    if "://" in project_url and not project_url.startswith("file://"):
-        return {}
-    hints: dict[str, object] = {}
-    try:
-        store = open_store(project_url)
-        for name in names:
-            manifest = latest_manifest(store, name)
-            if manifest is not None:
-                hints[name] = manifest.schema
-    except Exception as exc:  # a hint only; the asset still works without it
-        log.debug("no column schema hints: %s", exc)
-    return hints
+Automation = Literal["schedules", "conditions"]
 
 
-def build_definitions(project_path: str | None = None) -> dg.Definitions:
-    """Definitions for the project at `project_path` (else $REPLICATOR_PROJECT, else ./replicator.yml)."""
+def _has_demo_shape(project: Project) -> bool:
+    return {"rides", "cities"} <= set(project.tables)
+
+
+def build_definitions(project_path: str | None = None, *, translator: DagsterReplicatorTranslator | None = None,
+                      automation: Automation = "schedules", city_models: bool | None = None,
+                      sensor_interval_s: int = 60) -> dg.Definitions:
+    """Definitions for the project at `project_path` (else $REPLICATOR_PROJECT, else ./replicator.yml).
+
+    `automation`: "schedules" (cron schedules per cron expression, the default) or "conditions"
+    (`AutomationCondition.on_cron` on each asset, evaluated by Dagster's automation sensor).
+    `city_models`: add the demo's per-city feature and model assets (default: when the project has
+    `rides` and `cities` tables, as the demo does).
+    """
     project = load_project(project_path, require_env=False)
-    hints = _schema_hints(project.config.lake.url, list(project.tables))
-    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
-    checks: list[dg.AssetChecksDefinition] = []
+    translator = translator or DagsterReplicatorTranslator()
+    defaults = project.config.defaults
+    by_source: dict[str, dict[str, dict[str, dg.AssetSpec]]] = defaultdict(lambda: defaultdict(dict))
+    sensed: dict[str, tuple[dg.AssetKey, dg.AssetKey, ReplicatorTranslatorData]] = {}
+    keys_by_cron: dict[str, list[dg.AssetKey]] = defaultdict(list)
+    warehouse_tables: dict[str, str] = {}
     for name, table in project.tables.items():
-        assets += table_assets(name, table, hints.get(name))
-        checks += table_checks(name)
-    jobs, schedules = jobs_and_schedules(project)
+        data = {layer: ReplicatorTranslatorData(layer, name, table, project) for layer in ("source", "lake", "warehouse")}
+        source = translator.get_asset_spec(data["source"])
+        lake = translator.get_asset_spec(data["lake"]).merge_attributes(deps=[source.key])
+        warehouse = translator.get_asset_spec(data["warehouse"]).merge_attributes(deps=[lake.key])
+        if automation == "conditions":
+            lake = lake.replace_attributes(automation_condition=on_cron(data["lake"].cron, [source.key]))
+            warehouse = warehouse.replace_attributes(automation_condition=on_cron(data["lake"].cron, [source.key]))
+        for layer, spec in (("source", source), ("lake", lake), ("warehouse", warehouse)):
+            by_source[table.source][layer][name] = spec
+        sensed[name] = (lake.key, warehouse.key, data["warehouse"])
+        keys_by_cron[data["lake"].cron] += [lake.key, warehouse.key]
+        warehouse_tables[name] = data["warehouse"].warehouse_table
+
+    assets: list[dg.AssetsDefinition] = []
+    for source, layers in by_source.items():
+        assets.append(source_observations(source, layers["source"], project.tables))
+        assets.append(lake_assets(source, layers["lake"]))
+        assets.append(warehouse_assets(source, layers["warehouse"], warehouse_tables))
+    if city_models if city_models is not None else _has_demo_shape(project):
+        assets += city_assets()
+    lake_keys = {n: s for layers in by_source.values() for n, s in
+                 ((n, spec.key) for n, spec in layers["lake"].items())}
+    warehouse_keys = {n: s for layers in by_source.values() for n, s in
+                      ((n, spec.key) for n, spec in layers["warehouse"].items())}
+
+    running = defaults.schedule_status == "running"
+    source_keys = [spec.key for layers in by_source.values() for spec in layers["source"].values()]
+    observe, observe_schedule = observe_job(source_keys, defaults.schedule, running)
+    jobs, schedules = sync_jobs(keys_by_cron, defaults.schedule, running)
+    sensors: list[dg.SensorDefinition] = [batches_sensor(str(project.path), sensed, sensor_interval_s)]
+    if automation == "conditions":
+        schedules = []  # on_cron replaces them; sync_all and the per-cron jobs stay for manual runs
+        sensors.append(dg.AutomationConditionSensorDefinition(
+            "replicator_automation", target=dg.AssetSelection.assets(*lake_keys.values(), *warehouse_keys.values()),
+            default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED))
     return dg.Definitions(
-        assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules,
+        assets=assets, asset_checks=table_checks(lake_keys, warehouse_keys), jobs=[*jobs, observe],
+        schedules=[*schedules, observe_schedule], sensors=sensors,
         resources={"replicator": ReplicatorResource(project=str(project.path))},
     )
 
-
-defs = build_definitions(os.environ.get("REPLICATOR_PROJECT"))

@@ -120,21 +120,30 @@ def test_materialize_rides_through_the_webserver_and_see_it_in_chromium(dagster_
         page = context.new_page()
         page.goto(f"{base}/asset-groups", wait_until="networkidle")
         page.goto(f"{base}/locations/dagster_defs/asset-groups/app", wait_until="networkidle")
-        skip = page.get_by_role("button", name="Skip")
-        try:
-            skip.click(timeout=5_000)  # the first-visit "join the community" dialog
-        except PlaywrightTimeout:
-            pass
+        def dismiss_dialog() -> None:
+            try:  # the first-visit "join the community" dialog, which may open after the page settled
+                page.get_by_role("button", name="Skip").click(timeout=5_000)
+            except PlaywrightTimeout:
+                pass
+
+        dismiss_dialog()
         page.get_by_text("seconds ago", exact=False).first.wait_for(timeout=60_000)  # rides materialized
+        dismiss_dialog()
         page.screenshot(path=str(shot), full_page=True)
+        graph_text = page.inner_text("body")
+        page.goto(f"{base}/locations/dagster_defs/asset-groups/city_models", wait_until="networkidle")
+        page.get_by_text("price_model", exact=False).first.wait_for(timeout=60_000)
+        dismiss_dialog()
+        page.screenshot(path=str(SCREENSHOT_DIR / "city-models.png"), full_page=True)
+        city_text = page.inner_text("body")
         asset_page = context.new_page()
         asset_page.goto(f"{base}/assets/lake/rides", wait_until="networkidle")
         asset_page.get_by_text("rows_extracted", exact=False).first.wait_for(timeout=60_000)
         asset_page.screenshot(path=str(SCREENSHOT_DIR / "lake-rides.png"), full_page=True)
-        graph_text = page.inner_text("body")
         asset_text = asset_page.inner_text("body")
         browser.close()
     assert "Join the Dagster community" not in graph_text
     assert graph_text.count("rides") >= 3 and "Never materialized" in graph_text  # other tables not run
+    assert "ride_features" in city_text and "price_model" in city_text and "Partitions" in city_text
     assert "rows_extracted" in asset_text and "2,000" in asset_text.replace("2000", "2,000")
     assert shot.stat().st_size > 20_000

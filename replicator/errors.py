@@ -3,7 +3,8 @@
     ReplicatorError                 root; `str(err)` is one line a user can act on
     ├── ConfigError                 a YAML file or environment is wrong: fix it, do not retry
     ├── SourceError                 the source database failed or refused
-    │   └── SourceUnavailable       transient (connection refused/reset, timeout): retry
+    │   ├── SourceUnavailable       transient (connection refused/reset, timeout): retry
+    │   └── SourceRefused           the source refused the connection (credentials, role, database): fix its url
     ├── LakeError                   the lake store failed
     │   └── LakeUnavailable         transient (5xx, throttling, dropped connection): retry
     ├── WarehouseError              the warehouse failed
@@ -13,6 +14,8 @@
     └── LockError                   another run holds this table's lease
 
 Every error carries `retriable`, so an orchestrator can choose retry or fail without parsing text.
+Driver errors become these classes by the tables in `sources/errors.py`, `lake/errors.py` and
+`warehouse/errors.py` (codes shared by several boundaries are in `driver_errors.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "ReplicatorError",
     "SchemaChangeError",
     "SourceError",
+    "SourceRefused",
     "SourceUnavailable",
     "WarehouseError",
     "WarehouseUnavailable",
@@ -70,6 +74,10 @@ class SourceError(ReplicatorError):
 
 class SourceUnavailable(SourceError):
     retriable = True
+
+
+class SourceRefused(SourceError):
+    """The source refused the connection (wrong credentials, unknown role or database): fix its url."""
 
 
 class LakeError(ReplicatorError):

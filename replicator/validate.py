@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import ConfigError, ReplicatorError
+from .errors import ConfigError, ReplicatorError, SourceRefused
 from .runner import Replicator
 
 __all__ = ["validate_live"]
@@ -27,7 +27,8 @@ def validate_live(rep: Replicator) -> list[str]:
             problems += [f"{rep.project.path}: {line}" for line in exc.problems]
             unreachable[table.source] = str(exc)
         except ReplicatorError as exc:
-            if exc.retriable or "cannot connect" in str(exc):
+            # The source itself is unreachable or refused us: one line for the source, not one per table.
+            if exc.retriable or isinstance(exc, SourceRefused):
                 unreachable[table.source] = str(exc)
                 problems.append(f"{rep.project.path}: sources.{table.source}: {exc}")
             else:

@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ..errors import LakeError, LakeUnavailable
+from ..errors import LakeError
+from .errors import boto_class, boto_code, s3_exists
 
 if TYPE_CHECKING:
     from .store import LakeStore
@@ -109,15 +110,14 @@ def _transfer_config():  # type: ignore[no-untyped-def]
 
 
 def _translate(exc: BaseException, action: str) -> LakeError:
+    """Classified by the lake's tables (lake/errors.py), through boto3's wrappers; worded by `exc` itself."""
     from botocore.exceptions import ClientError
 
+    cls = boto_class(exc)
     if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        code = exc.response.get("Error", {}).get("Code", "")
-        cls = LakeUnavailable if status >= 500 or code in ("SlowDown", "RequestTimeout") else LakeError
-        return cls(f"lake: cannot {action}: {code or exc}")
+        return cls(f"lake: cannot {action}: {boto_code(exc)[0] or exc}")
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return LakeUnavailable(f"lake: cannot {action}: {text}")
+    return cls(f"lake: cannot {action}: {text}")
 
 
 def s3_create_exclusive(store: LakeStore, path: str, data: bytes) -> bool:
@@ -129,11 +129,8 @@ def s3_create_exclusive(store: LakeStore, path: str, data: bytes) -> bool:
         _s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
         return True
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+        if s3_exists(exc):
             return False
-        cls = LakeUnavailable if (status or 0) >= 500 or code in ("SlowDown", "RequestTimeout") else LakeError
-        raise cls(f"lake: cannot create s3://{path}: {code or exc}") from exc
+        raise boto_class(exc)(f"lake: cannot create s3://{path}: {boto_code(exc)[0] or exc}") from exc
     except BotoCoreError as exc:
-        raise LakeUnavailable(f"lake: cannot create s3://{path}: {exc}") from exc
+        raise boto_class(exc)(f"lake: cannot create s3://{path}: {exc}") from exc

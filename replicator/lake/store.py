@@ -13,22 +13,10 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from ..errors import ConfigError, LakeError, LakeUnavailable
+from ..errors import ConfigError
+from .errors import lake_error, lake_not_found
 
-__all__ = ["LakeStore", "open_store"]
-
-# botocore spells S3 error codes SlowDown/InternalError; pyarrow's AWS SDK spells them SLOW_DOWN/INTERNAL_FAILURE.
-_TRANSIENT_MARKERS = ("SlowDown", "503", "500", "InternalError", "ServiceUnavailable", "NETWORK_CONNECTION",
-                      "Connection reset", "timed out", "Timeout", "RequestTimeout", "curlCode", "SLOW_DOWN",
-                      "INTERNAL_FAILURE", "SERVICE_UNAVAILABLE", "REQUEST_TIMEOUT", "THROTTLING")
-
-
-def lake_error(action: str, path: str, exc: BaseException) -> LakeError:
-    """Translate a filesystem or S3 error into ours; transient ones are retriable."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    cls = LakeUnavailable if any(m in str(exc) for m in _TRANSIENT_MARKERS) else LakeError
-    return cls(f"lake: cannot {action} {path}: {text}")
-
+__all__ = ["LakeStore", "lake_error", "open_store"]
 
 @dataclass
 class LakeStore:
@@ -81,7 +69,7 @@ class LakeStore:
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowException) as exc:
-            if "not exist" in str(exc) or "NoSuchKey" in str(exc) or "Path does not exist" in str(exc):
+            if lake_not_found(exc):
                 raise FileNotFoundError(path) from exc
             raise lake_error("read", path, exc) from exc
 
@@ -138,7 +126,7 @@ class LakeStore:
         except FileNotFoundError:
             return
         except (OSError, pa.ArrowException) as exc:
-            if "not exist" in str(exc) or "NoSuchKey" in str(exc):
+            if lake_not_found(exc):
                 return
             raise lake_error("delete", path, exc) from exc
 

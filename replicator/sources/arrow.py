@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ReplicatorError, SourceError, SourceUnavailable, mask_secrets
+from ..errors import ReplicatorError, SourceError, mask_secrets
 from ..types import SOURCE_TYPE_KEY
+from .errors import source_class, source_outcome
 from .typemap import NON_FINITE_REMEDY, TIME_REMEDY
 
 __all__ = ["conform", "reader_error"]
@@ -66,8 +67,10 @@ def _time_of_day(text: pa.Array, field: pa.Field, table: str) -> pa.Array:
     return pc.cast(pc.cast(stamps, pa.int64()), field.type)
 
 
-def reader_error(source: str, exc: BaseException, transient: Sequence[str]) -> ReplicatorError:
-    """One line, secrets masked; retriable when the driver's text names a transient failure."""
+def reader_error(source: str, exc: BaseException, transient: Sequence[str] = ()) -> ReplicatorError:
+    """One line, secrets masked; retriable or not by the driver's codes (sources/errors.py).
+
+    `transient` is no longer consulted (a message no longer decides); it stays until the callers drop it.
+    """
     text = mask_secrets(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    cls = SourceUnavailable if any(m in text for m in transient) else SourceError
-    return cls(f"source {source!r}: cannot read: {text}")
+    return source_class(source_outcome(exc))(f"source {source!r}: cannot read: {text}")

@@ -17,29 +17,29 @@ from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.sql import quoted_name
 
 from ..config import SourceConfig, TableConfig
-from ..errors import ConfigError, ReplicatorError, SourceError, SourceUnavailable, mask_secrets
+from ..driver_errors import Outcome
+from ..errors import ConfigError, ReplicatorError, SourceError, mask_secrets
 from ..reading import ReadRequest, SourceReader, TableSchema
 from ..types import ColumnSpec
 from ..watermark import Probe, SettleClock
+from .errors import source_class, source_outcome
 from .typemap import column_spec
 
 __all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
 
 log = logging.getLogger(__name__)
 
-_AUTH_MARKERS = ("password authentication failed", "Access denied", "authentication failed", "no password supplied",
-                 "role \"", "Unknown database", "does not exist")
+# What each outcome of the source's error table (sources/errors.py) tells the user to do.
+_REMEDY = {Outcome.UNAVAILABLE: "; check that the server is reachable, then retry",
+           Outcome.REFUSED: "; fix the credentials or database in its url", Outcome.FAILED: ""}
 
 
 def source_error(source: str, action: str, exc: BaseException) -> ReplicatorError:
-    """Translate a driver error: auth/unknown database are permanent, the rest of connection trouble retriable."""
+    """Translate a driver error by its code and type (sources/errors.py): retriable or not, and the remedy."""
     text = mask_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    if isinstance(exc, sa.exc.OperationalError) and not any(m in first for m in _AUTH_MARKERS):
-        return SourceUnavailable(f"source {source!r}: cannot {action}: {first}; check that the server is reachable, then retry")
-    if isinstance(exc, sa.exc.OperationalError):
-        return SourceError(f"source {source!r}: cannot {action}: {first}; fix the credentials or database in its url")
-    return SourceError(f"source {source!r}: cannot {action}: {first}")
+    outcome = source_outcome(exc)
+    return source_class(outcome, action)(f"source {source!r}: cannot {action}: {first}{_REMEDY[outcome]}")
 
 
 def normalize_url(url: str) -> str:
@@ -140,7 +140,8 @@ class SqlSource:
         except sa.exc.DBAPIError as exc:
             raise source_error(self.name, "read", exc) from exc
         except sa.exc.SQLAlchemyError as exc:  # e.g. a connection invalidated mid-read
-            raise SourceUnavailable(f"source {self.name!r}: cannot read: {mask_secrets(str(exc)).splitlines()[0]}") from exc
+            cls = source_class(source_outcome(exc))
+            raise cls(f"source {self.name!r}: cannot read: {mask_secrets(str(exc)).splitlines()[0]}") from exc
         finally:
             with contextlib.suppress(Exception):
                 conn.close()

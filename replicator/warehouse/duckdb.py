@@ -15,9 +15,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from ..duckdb_sql import ident, to_arrow
-from ..errors import WarehouseError, WarehouseUnavailable
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
+from .errors import duckdb_class
 
 __all__ = ["DuckDBWarehouse", "wide_decimals"]
 
@@ -62,21 +62,18 @@ class DuckDBWarehouse:
         config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit and self.path != ":memory:" else {}
         try:
             con = duckdb.connect(self.path, config=config)
-        except duckdb.IOException as exc:
-            # Another process holds DuckDB's single-writer file lock.
-            raise WarehouseUnavailable(f"warehouse: cannot open {self.path}: {str(exc).splitlines()[0]}") from exc
-        except duckdb.Error as exc:
-            raise WarehouseError(f"warehouse: cannot open {self.path}: {str(exc).splitlines()[0]}") from exc
+        except duckdb.Error as exc:  # an IOException here is another process's single-writer lock: retriable
+            raise duckdb_class(exc, "connect")(f"warehouse: cannot open {self.path}: {str(exc).splitlines()[0]}") from exc
         try:
             yield con
         except duckdb.OutOfMemoryException as exc:
             limit = f"higher than {memory_limit}" if config else "to a size the machine has free (e.g. 2GB)"
-            raise WarehouseError(
+            raise duckdb_class(exc, "use")(
                 f"warehouse {self.path}: {str(exc).splitlines()[0]}; set warehouse.memory_limit {limit} "
                 "in replicator.yml; nothing was loaded"
             ) from exc
         except duckdb.Error as exc:
-            raise WarehouseError(f"warehouse {self.path}: {str(exc).splitlines()[0]}") from exc
+            raise duckdb_class(exc, "use")(f"warehouse {self.path}: {str(exc).splitlines()[0]}") from exc
         finally:
             con.close()
 

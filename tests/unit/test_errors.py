@@ -6,12 +6,14 @@ import pytest
 
 from replicator.errors import (
     ConfigError,
+    DeleteGuardError,
     LakeError,
     LakeUnavailable,
     LockError,
     ReplicatorError,
     SchemaChangeError,
     SourceError,
+    SourceRefused,
     SourceUnavailable,
     WarehouseError,
     WarehouseUnavailable,
@@ -70,6 +72,8 @@ ERROR_CLASSES = [
     WarehouseUnavailable,
     SchemaChangeError,
     LockError,
+    SourceRefused,
+    DeleteGuardError,
 ]
 
 
@@ -113,6 +117,8 @@ def test_config_error_keeps_one_line_per_problem() -> None:
         (LakeError, False),
         (WarehouseError, False),
         (SchemaChangeError, False),
+        (SourceRefused, False),
+        (DeleteGuardError, False),
         (ReplicatorError, False),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
@@ -131,6 +137,8 @@ def test_retriable(cls: type[ReplicatorError], retriable: bool) -> None:
         (ConfigError, ReplicatorError),
         (SchemaChangeError, ReplicatorError),
         (LockError, ReplicatorError),
+        (SourceRefused, SourceError),
+        (DeleteGuardError, ReplicatorError),
     ],
 )
 def test_transient_errors_are_caught_by_their_family(
@@ -138,3 +146,9 @@ def test_transient_errors_are_caught_by_their_family(
 ) -> None:
     with pytest.raises(parent):
         raise cls("boom")
+
+
+def test_delete_guard_error_is_still_importable_from_reconcile() -> None:
+    from replicator.reconcile import DeleteGuardError as FromReconcile
+
+    assert FromReconcile is DeleteGuardError

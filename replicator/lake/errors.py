@@ -1,0 +1,153 @@
+"""The lake boundary's error mapping: S3 and filesystem errors -> LakeUnavailable or LakeError.
+
+One table per client, keyed by what the client attaches to its errors:
+
+    client                         key                                      table
+    boto3/botocore ClientError     S3 error code, then HTTP status          S3_CODES, HTTP_STATUS
+    botocore BotoCoreError         exception type                           BOTOCORE_TYPES
+    pyarrow S3FileSystem           AWS SDK error name, then HTTP status     AWS_SDK_ERRORS, HTTP_STATUS
+                                   (parsed, see `arrow_s3_codes`)
+    OSError (local disk, sockets)  errno                                    driver_errors.OS_ERRNOS
+
+Nothing is decided by a path: a key such as `part-00000500-...` or `_manifests/...00000500.json` says
+nothing about the failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Iterator
+
+from ..driver_errors import Outcome, os_errno_outcome
+from ..errors import LakeError, LakeUnavailable
+
+__all__ = ["AWS_SDK_ERRORS", "BOTOCORE_TYPES", "HTTP_STATUS", "S3_CODES", "arrow_s3_codes", "boto_class",
+           "boto_code", "lake_class", "lake_error", "lake_not_found", "s3_exists"]
+
+LAKE_CLASSES: dict[Outcome, type[LakeError]] = {
+    Outcome.UNAVAILABLE: LakeUnavailable, Outcome.REFUSED: LakeError, Outcome.FAILED: LakeError,
+}
+_U, _F = Outcome.UNAVAILABLE, Outcome.FAILED
+
+# S3 error codes (the `<Code>` of the XML error body, botocore's Error.Code) -> outcome.
+S3_CODES: dict[str, Outcome] = {
+    "SlowDown": _U, "RequestTimeout": _U, "InternalError": _U, "ServiceUnavailable": _U, "Throttling": _U,
+    "ThrottlingException": _U, "RequestThrottled": _U, "RequestLimitExceeded": _U, "BandwidthLimitExceeded": _U,
+    "AccessDenied": _F, "InvalidAccessKeyId": _F, "SignatureDoesNotMatch": _F, "NoSuchBucket": _F,
+    "ExpiredToken": _F, "InvalidToken": _F, "AllAccessDisabled": _F,
+}
+# A response without a known code is decided by its HTTP status: a server error or throttling is transient.
+HTTP_STATUS: dict[range, Outcome] = {range(429, 430): _U, range(500, 600): _U}
+
+# botocore exception classes, by name along the exception's MRO (most specific first) -> outcome.
+BOTOCORE_TYPES: dict[str, Outcome] = {
+    "NoCredentialsError": _F, "PartialCredentialsError": _F, "NoRegionError": _F, "ParamValidationError": _F,
+    "BotoCoreError": _U,  # connection closed/refused, read/connect timeouts, broken response streams
+}
+
+# The AWS C++ SDK's error names (Aws::S3::S3Errors, Aws::Client::CoreErrors) that pyarrow prints -> outcome.
+AWS_SDK_ERRORS: dict[str, Outcome] = {
+    "SLOW_DOWN": _U, "THROTTLING": _U, "INTERNAL_FAILURE": _U, "SERVICE_UNAVAILABLE": _U, "REQUEST_TIMEOUT": _U,
+    "NETWORK_CONNECTION": _U,
+    "ACCESS_DENIED": _F, "INVALID_ACCESS_KEY_ID": _F, "SIGNATURE_DOES_NOT_MATCH": _F, "NO_SUCH_BUCKET": _F,
+    "MISSING_AUTHENTICATION_TOKEN": _F, "INVALID_CLIENT_TOKEN_ID": _F, "EXPIRED_TOKEN": _F,
+}
+_AWS_SDK_NOT_FOUND = frozenset({"NO_SUCH_KEY", "RESOURCE_NOT_FOUND"})
+# S3's answers to a conditional PUT (If-None-Match: *) whose object exists or is being created.
+_S3_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_S3_EXISTS_STATUS = frozenset({409, 412})
+
+
+def _status_outcome(status: int | None) -> Outcome | None:
+    return next((o for r, o in HTTP_STATUS.items() if status in r), None) if status else None
+
+
+# -- pyarrow ------------------------------------------------------------------------------------------------
+_ARROW_S3 = re.compile(r"\bAWS Error (?P<name>[A-Z][A-Z_]*)(?: \(HTTP status (?P<status>\d{3})\))? during ")
+
+
+def arrow_s3_codes(exc: BaseException) -> tuple[str | None, int | None]:
+    """(AWS SDK error name, HTTP status) of a pyarrow S3 error.
+
+    pyarrow turns an AWS SDK error into a plain OSError (no errno, no attributes) whose only content is
+    `AWS Error ACCESS_DENIED during HeadObject operation: ...`, or for a response without a body (any
+    HEAD) `AWS Error UNKNOWN (HTTP status 503) during ...`. So this one function reads the text, and only
+    inside that frame: the name as a whole token, the status only where the frame puts it, never a
+    digit elsewhere (the keys and bucket named earlier in the message).
+    """
+    found = _ARROW_S3.search(str(exc))
+    if found is None:
+        return None, None
+    return found["name"], int(found["status"]) if found["status"] else None
+
+
+def lake_class(exc: BaseException) -> type[LakeError]:
+    """The class of a pyarrow (or local filesystem) error: its errno, else its AWS SDK name or status."""
+    outcome = os_errno_outcome(exc.errno) if isinstance(exc, OSError) and exc.errno is not None else None
+    if outcome is None:
+        name, status = arrow_s3_codes(exc)
+        outcome = AWS_SDK_ERRORS.get(name or "") or _status_outcome(status)
+    return LAKE_CLASSES[outcome or _F]
+
+
+def lake_error(action: str, path: str, exc: BaseException) -> LakeError:
+    """Translate a filesystem or S3 error into ours; transient ones are retriable."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return lake_class(exc)(f"lake: cannot {action} {path}: {text}")
+
+
+def lake_not_found(exc: BaseException) -> bool:
+    """True when a pyarrow error says the object or file is not there."""
+    if isinstance(exc, FileNotFoundError) or (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
+        return True
+    name, status = arrow_s3_codes(exc)
+    return name in _AWS_SDK_NOT_FOUND or status == 404
+
+
+# -- boto3 --------------------------------------------------------------------------------------------------
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: boto3's S3UploadFailedError hides the ClientError in its __context__."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _botocore(exc: BaseException) -> BaseException | None:
+    return next((e for e in _chain(exc) if type(e).__module__.startswith("botocore")), None)
+
+
+def boto_code(exc: BaseException) -> tuple[str, int | None]:
+    """(S3 error code, HTTP status) of a botocore ClientError, found through any wrapper; ("", None) else."""
+    found = _botocore(exc)
+    response = getattr(found, "response", None)
+    if not isinstance(response, dict):
+        return "", None
+    return response.get("Error", {}).get("Code", "") or "", response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def boto_class(exc: BaseException) -> type[LakeError]:
+    """The class of an error from a boto3 call: code, else status, else botocore type, else errno.
+
+    Anything else that escapes a boto3 call (a wrapper without a botocore cause, say) stays retriable,
+    as an upload's failure always was.
+    """
+    code, status = boto_code(exc)
+    outcome = S3_CODES.get(code) or _status_outcome(status)
+    if outcome is None and (code or status):
+        outcome = _F  # S3 answered, with an error no table calls transient
+    found = _botocore(exc)
+    if outcome is None and found is not None:
+        outcome = next((BOTOCORE_TYPES[c.__name__] for c in type(found).__mro__ if c.__name__ in BOTOCORE_TYPES), None)
+    if outcome is None:
+        outcome = next((os_errno_outcome(e.errno) for e in _chain(exc) if isinstance(e, OSError) and e.errno), None)
+    return LAKE_CLASSES[outcome or _U]
+
+
+def s3_exists(exc: BaseException) -> bool:
+    """True when a conditional create failed because the object exists (or another create of it is under way)."""
+    code, status = boto_code(exc)
+    return code in _S3_EXISTS_CODES or status in _S3_EXISTS_STATUS

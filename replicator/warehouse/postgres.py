@@ -1,25 +1,38 @@
-"""PostgreSQL warehouse: COPY into a temporary stage, then one merge and the ledger row, one transaction."""
+"""PostgreSQL warehouse: Arrow record batches by binary COPY (ADBC bulk ingest), one merge and the ledger
+row, all in one transaction of one connection.
+
+A full batch is ingested straight into the emptied table; an incremental one into a temporary stage,
+then merged. No value passes through Python: each column travels in the binary form of its warehouse
+type, after at most an Arrow cast (see `_wire_type`, `_wire_column`).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlparse
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg2
 import psycopg2.extensions
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from ..errors import WarehouseError, WarehouseUnavailable, mask_secrets
+from ..errors import WarehouseError, mask_secrets
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
+from .errors import postgres_class, postgres_warehouse_error
 
 __all__ = ["PostgresWarehouse", "pg_type"]
+
+_STAGE = "replicator_stage"
+_BATCH_ROWS = 16_384  # rows per record batch streamed to COPY: memory holds about two of them
+_JSONB_VERSION = pa.scalar("\x01")  # jsonb's binary input is a version byte (1) and the JSON text
 
 
 def pg_type(field: pa.Field) -> str:
@@ -50,80 +63,103 @@ def pg_type(field: pa.Field) -> str:
     raise WarehouseError(f"warehouse: no PostgreSQL type for Arrow type {t} of column {field.name!r}")
 
 
-def _copy_text(value: Any) -> str:
-    """One value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "\\\\x" + bytes(value).hex()
-    if isinstance(value, list):
-        return _escape(_array_literal(value))
-    if isinstance(value, dict):
-        return _escape(json.dumps(value))
-    if isinstance(value, dt.timedelta):
-        return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
-    return _escape(str(value))
+def _logical(field: pa.Field) -> str:
+    return (field.metadata or {}).get(LOGICAL_KEY, b"").decode()
 
 
-def _copy_values(column: pa.Array) -> list[Any]:
-    """A column's values for COPY; dates and timestamps as text computed from their integers.
+def _wire_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type whose binary COPY form is that of the column's warehouse type.
 
-    PostgreSQL holds dates from 4714 BC to 5874897 AD, Python's datetime only years 1-9999, and Arrow's
-    own string cast misprints years beyond about 32767 (a timestamp in year 200000 became 3392).
+    ADBC writes each Arrow type as one PostgreSQL type (int8 as smallint, uint32 as bigint, decimals as
+    numeric, date32 as date from its day count, timestamps from their microseconds, lists as arrays), so
+    only uint64, which it would write as a (wrapping) bigint, is cast first: to decimal128(20,0), exact.
     """
-    if pa.types.is_date32(column.type):
-        return [None if v is None else _date_text(v) for v in column.cast(pa.int32()).to_pylist()]
-    if pa.types.is_timestamp(column.type):
-        zone = "+00" if column.type.tz else ""
-        return [None if v is None else _timestamp_text(v, zone) for v in column.cast(pa.int64()).to_pylist()]
-    return column.to_pylist()
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(_wire_type(t.value_type))
+    if t == pa.uint64():
+        return pa.decimal128(20, 0)
+    return t
 
 
-def _civil(days: int) -> tuple[int, int, int]:
-    """(year, month, day) of a day count since 1970-01-01, proleptic Gregorian, astronomical years
-    (year 0 is 1 BC): Howard Hinnant's civil_from_days, exact for any integer."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
+def _stage_type(field: pa.Field) -> str:
+    """The stage column's type: the warehouse type, except uuid, staged as text and cast by the merge
+    (its binary form is 16 bytes, which no Arrow cast gives from the lake's text)."""
+    return "text" if _logical(field) == "uuid" else pg_type(field)
 
 
-def _date_text(days: int, time: str = "", zone: str = "") -> str:
-    year, month, day = _civil(days)
-    era = "" if year > 0 else " BC"  # PostgreSQL counts 1 BC, 2 BC, ... where astronomy has 0, -1, ...
-    return f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}{time}{zone}{era}"
+def _wire_column(field: pa.Field, column: pa.Array) -> pa.Array:
+    if _logical(field) == "json":  # into jsonb: the text behind its version byte (psycopg 3 sends it so)
+        return pc.binary_join_element_wise(_JSONB_VERSION, column, "")
+    return _as(column, _wire_type(field.type))
 
 
-def _timestamp_text(micros: int, zone: str) -> str:
-    days, rest = divmod(micros, 86_400_000_000)
-    seconds, fraction = divmod(rest, 1_000_000)
-    return _date_text(days, f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{fraction:06d}", zone)
+class _Stream:
+    """A batch's rows as record batches of their wire types, read one at a time; counts deletion markers."""
+
+    def __init__(self, data: pa.Table | ds.Dataset) -> None:
+        self.data = data
+        self.schema = pa.schema([pa.field(f.name, _wire_type(f.type)) for f in data.schema])
+        self.deleted = 0
+        self.rows = 0  # as COPY reported them
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        fields = list(self.data.schema)
+        for batch in _read(self.data):
+            self.deleted += int(pc.sum(batch.column("_deleted")).as_py() or 0)
+            yield pa.record_batch([_wire_column(f, c) for f, c in zip(fields, batch.columns)], schema=self.schema)
 
 
-def _array_literal(items: list[Any]) -> str:
-    parts = []
-    for item in items:
-        if item is None:
-            parts.append("NULL")
-        elif isinstance(item, list):
-            parts.append(_array_literal(item))
-        elif isinstance(item, (bytes, bytearray)):
-            parts.append('"\\\\x' + bytes(item).hex() + '"')
-        else:
-            text = ("t" if item else "f") if isinstance(item, bool) else str(item)
-            parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(parts) + "}"
+def _read(data: pa.Table | ds.Dataset) -> Iterator[pa.RecordBatch]:
+    """The batch's rows in the batch's schema, one Parquet row group at a time.
+
+    Files are read one by one with ParquetFile: the dataset scanner decoded whole files ahead of its
+    consumer even without read-ahead (365 MB of Arrow buffers for a 2M-row batch). A file written before
+    the schema evolved gets NULL for a column it lacks and its narrower types widened, as the scanner does.
+    """
+    if isinstance(data, pa.Table):
+        yield from data.to_batches(max_chunksize=_BATCH_ROWS)
+        return
+    if not isinstance(data, ds.FileSystemDataset):
+        yield from data.to_batches(batch_size=_BATCH_ROWS)
+        return
+    schema = data.schema
+    for path in data.files:
+        with data.filesystem.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            present = [f.name for f in schema if f.name in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=present):
+                columns = [_as(batch.column(f.name), f.type) if f.name in present else pa.nulls(batch.num_rows, f.type)
+                           for f in schema]
+                yield pa.record_batch(columns, schema=schema)
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def _as(column: pa.Array, wanted: pa.DataType) -> pa.Array:
+    return column if column.type == wanted else column.cast(wanted)
+
+
+def _ident(name: str) -> str:
+    """A quoted identifier, as libpq's PQescapeIdentifier writes it (ADBC has no quoting of its own)."""
+    if "\0" in name:
+        raise WarehouseError(f"warehouse: identifier {name!r} contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _adbc_uri(dsn: str) -> str:
+    """The warehouse URL for libpq through ADBC, with the connect timeout psycopg2 connections get."""
+    if "connect_timeout" in dict(parse_qsl(urlparse(dsn).query)):
+        return dsn
+    return dsn + ("&" if "?" in dsn else "?") + "connect_timeout=10"
+
+
+def _adbc_message(exc: Exception) -> str:
+    """The server's first line of an ADBC error, without the driver's status prefix."""
+    text = str(exc).strip()
+    if "ERROR:  " in text:
+        text = text.split("ERROR:  ", 1)[1]
+    return mask_secrets(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _canonical(pg: str) -> str:
@@ -144,15 +180,13 @@ class PostgresWarehouse:
     def _connect(self) -> Iterator[psycopg2.extensions.connection]:
         try:
             con = psycopg2.connect(self.dsn, connect_timeout=10)
-        except psycopg2.OperationalError as exc:
-            first = mask_secrets(str(exc).strip().splitlines()[0])
-            cls = WarehouseError if "authentication" in first or "does not exist" in first else WarehouseUnavailable
-            raise cls(f"warehouse: cannot connect: {first}") from exc
+        except psycopg2.Error as exc:
+            raise postgres_warehouse_error(exc, "connect") from exc
         try:
             yield con
         except psycopg2.Error as exc:
             con.rollback()
-            raise WarehouseError(f"warehouse: {mask_secrets(str(exc).strip().splitlines()[0])}") from exc
+            raise postgres_warehouse_error(exc, "use") from exc
         finally:
             con.close()
 
@@ -185,44 +219,83 @@ class PostgresWarehouse:
             rows = cur.fetchall()
         return pa.table({k: [r[i] for r in rows] for i, k in enumerate(primary_key)})
 
+    @contextmanager
+    def _load_connection(self) -> Iterator[Any]:
+        """An ADBC connection for one load: every statement until `commit()` runs in one transaction."""
+        try:
+            con = adbc_pg.connect(_adbc_uri(self.dsn))
+        except adbc_driver_manager.Error as exc:
+            # ADBC's errors carry PEP 249 types and libpq's text, which postgres_class reads.
+            raise postgres_class(exc, "connect")(f"warehouse: cannot connect: {_adbc_message(exc)}") from exc
+        try:
+            with closing(con.cursor()) as cur:
+                yield con, cur
+        except adbc_driver_manager.Error as exc:
+            raise postgres_class(exc, "use")(f"warehouse: {_adbc_message(exc)}") from exc
+        finally:
+            con.close()  # without a commit, the server rolls the transaction back
+
+    def _target(self, table: str) -> str:
+        return f"{_ident(self.schema)}.{_ident(table)}"
+
     def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
-        target = self._qualified(spec.name)
-        key = [sql.Identifier(k) for k in spec.primary_key]
+        target = self._target(spec.name)
         if "_deleted" not in data.schema.names:  # a batch written before the lake had deletion markers
             raise WarehouseError(f"warehouse: batch {seq} of {spec.name!r} predates deletion markers; resync with --full-refresh")
-        cols = [sql.Identifier(f.name) for f in data.schema]
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            cur.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, last_loaded_seq bigint NOT NULL, "
-                "loaded_at timestamptz NOT NULL)").format(self._qualified(LEDGER_TABLE)))
-            defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f))) for f in data.schema)
-            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(target, defs, sql.SQL(", ").join(key)))
+        key = ", ".join(_ident(k) for k in spec.primary_key)
+        defs = ", ".join(f"{_ident(f.name)} {pg_type(f)}" for f in data.schema)
+        with self._load_connection() as (con, cur):
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.schema)}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self._target(LEDGER_TABLE)} (table_name text PRIMARY KEY, "
+                        "last_loaded_seq bigint NOT NULL, loaded_at timestamptz NOT NULL)")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({defs}, PRIMARY KEY ({key}))")
             if full:
                 # Emptied first, so the schema below follows the batch without converting a single value.
-                cur.execute(sql.SQL("DELETE FROM {}").format(target))
+                cur.execute(f"DELETE FROM {target}")  # noqa: S608 - quoted by _ident
             self._follow_schema(cur, spec.name, data.schema, empty=full)
             if full:
                 self._follow_key(cur, spec)
-            cur.execute(sql.SQL("CREATE TEMP TABLE replicator_stage ({}) ON COMMIT DROP").format(defs))
-            self._copy(cur, data, cols)
-            order = sql.SQL("_batch_id DESC") if not spec.watermark else sql.SQL("_batch_id DESC, {} DESC NULLS LAST").format(sql.Identifier(spec.watermark))
-            key_list = sql.SQL(", ").join(key)
-            if not full:
-                match = sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=k) for k in key)
-                cur.execute(sql.SQL("DELETE FROM {} AS t USING replicator_stage AS s WHERE {} AND t._batch_id <= s._batch_id").format(target, match))
-            col_list = sql.SQL(", ").join(cols)
-            # The newest version per key; a deleted key's marker removes its row and is not inserted.
-            cur.execute(sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT {cols} FROM (SELECT DISTINCT ON ({key}) {cols} FROM replicator_stage "
-                "ORDER BY {key}, {order}) AS latest WHERE NOT _deleted "
-                "ON CONFLICT ({key}) DO NOTHING").format(t=target, cols=col_list, key=key_list, order=order))
-            merged = cur.rowcount
-            cur.execute(sql.SQL(
-                "INSERT INTO {} VALUES (%s, %s, now()) ON CONFLICT (table_name) DO UPDATE "
-                "SET last_loaded_seq = EXCLUDED.last_loaded_seq, loaded_at = EXCLUDED.loaded_at").format(self._qualified(LEDGER_TABLE)), [spec.name, seq])
+            staged = [f for f in data.schema if _stage_type(f) != pg_type(f)]
+            if full and not staged:
+                merged = self._load_full(cur, spec, data)
+            else:
+                merged = self._merge(cur, spec, full, data)
+            cur.execute(f"INSERT INTO {self._target(LEDGER_TABLE)} VALUES ($1, $2, now()) ON CONFLICT (table_name) "  # noqa: S608
+                        "DO UPDATE SET last_loaded_seq = EXCLUDED.last_loaded_seq, loaded_at = EXCLUDED.loaded_at",
+                        [spec.name, seq])
             con.commit()
             return merged
+
+    def _load_full(self, cur: Any, spec: LoadSpec, data: pa.Table | ds.Dataset) -> int:
+        """A full batch straight into the emptied table: one row per key by construction (keyset reads,
+        compaction's current state), so the primary key refuses, and rolls back, a batch that breaks that."""
+        stream = self._copy(cur, data, spec.name, self.schema)
+        merged = stream.rows
+        if stream.deleted:
+            cur.execute(f"DELETE FROM {self._target(spec.name)} WHERE _deleted")  # noqa: S608 - quoted
+            merged -= cur.rowcount
+        return merged
+
+    def _merge(self, cur: Any, spec: LoadSpec, full: bool, data: pa.Table | ds.Dataset) -> int:
+        """Stage the batch, then keep per key its newest version, where it is at least as new as the table's."""
+        target = self._target(spec.name)
+        stage_defs = ", ".join(f"{_ident(f.name)} {_stage_type(f)}" for f in data.schema)
+        cur.execute(f"CREATE TEMP TABLE {_STAGE} ({stage_defs}) ON COMMIT DROP")
+        self._copy(cur, data, _STAGE, None)
+        keys = [_ident(k) for k in spec.primary_key]
+        key_list = ", ".join(keys)
+        order = "_batch_id DESC" + (f", {_ident(spec.watermark)} DESC NULLS LAST" if spec.watermark else "")
+        if not full:
+            match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+            cur.execute(f"DELETE FROM {target} AS t USING {_STAGE} AS s WHERE {match} AND t._batch_id <= s._batch_id")  # noqa: S608
+        cols = ", ".join(_ident(f.name) for f in data.schema)
+        casts = ", ".join(f"{_ident(f.name)}::{pg_type(f)}" if _stage_type(f) != pg_type(f) else _ident(f.name)
+                          for f in data.schema)
+        # The newest version per key; a deleted key's marker removes its row and is not inserted.
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {casts} FROM (SELECT DISTINCT ON ({key_list}) {cols} "  # noqa: S608
+                    f"FROM {_STAGE} ORDER BY {key_list}, {order}) AS latest WHERE NOT _deleted "
+                    f"ON CONFLICT ({key_list}) DO NOTHING")
+        return int(cur.rowcount)
 
     def _follow_schema(self, cur: Any, table: str, schema: pa.Schema, empty: bool) -> None:
         """Add new columns and change the type of changed ones, as the lake's schema evolved.
@@ -234,27 +307,26 @@ class PostgresWarehouse:
         """
         cur.execute("SELECT column_name, format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c "
                     "JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name)) "
-                    "AND a.attname = c.column_name WHERE c.table_schema = %s AND c.table_name = %s", [self.schema, table])
+                    "AND a.attname = c.column_name WHERE c.table_schema = $1 AND c.table_name = $2", [self.schema, table])
         have = dict(cur.fetchall())
-        target = self._qualified(table)
+        target = self._target(table)
         for f in schema:
             wanted = pg_type(f)
             if f.name not in have:
-                cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(target, sql.Identifier(f.name), sql.SQL(wanted)))
+                cur.execute(f"ALTER TABLE {target} ADD COLUMN {_ident(f.name)} {wanted}")
             elif have[f.name] != _canonical(wanted):
                 self._refuse_if_viewed(cur, table, f.name, have[f.name], wanted)
-                using = sql.SQL(" USING NULL::{}").format(sql.SQL(wanted)) if empty else sql.SQL("")
-                cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}{}").format(
-                    target, sql.Identifier(f.name), sql.SQL(wanted), using))
+                using = f" USING NULL::{wanted}" if empty else ""
+                cur.execute(f"ALTER TABLE {target} ALTER COLUMN {_ident(f.name)} TYPE {wanted}{using}")
 
     def _refuse_if_viewed(self, cur: Any, table: str, column: str, old: str, new: str) -> None:
         """PostgreSQL cannot change the type of a column a view reads: name the views and what to do."""
         cur.execute(
             "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
             "JOIN pg_class v ON v.oid = r.ev_class JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass(%s) AND a.attname = %s "
+            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass($1) AND a.attname = $2 "
             "AND v.oid <> d.refobjid ORDER BY 1",
-            [self._qualified(table).as_string(cur), column])
+            [self._target(table), column])
         views = [r[0] for r in cur.fetchall()]
         if views:
             raise WarehouseError(
@@ -268,28 +340,22 @@ class PostgresWarehouse:
         cur.execute("SELECT c.conname, array_agg(a.attname::text ORDER BY k.ord) FROM pg_constraint c "
                     "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
                     "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
-                    "WHERE c.conrelid = to_regclass(%s) AND c.contype = 'p' GROUP BY c.conname",
-                    [self._qualified(spec.name).as_string(cur)])
+                    "WHERE c.conrelid = to_regclass($1) AND c.contype = 'p' GROUP BY c.conname",
+                    [self._target(spec.name)])
         row = cur.fetchone()
         if row is not None and list(row[1]) == list(spec.primary_key):
             return
-        target = self._qualified(spec.name)
+        target = self._target(spec.name)
         if row is not None:
-            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(row[0])))
-        cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-            target, sql.SQL(", ").join(sql.Identifier(k) for k in spec.primary_key)))
+            cur.execute(f"ALTER TABLE {target} DROP CONSTRAINT {_ident(row[0])}")
+        cur.execute(f"ALTER TABLE {target} ADD PRIMARY KEY ({', '.join(_ident(k) for k in spec.primary_key)})")
 
-    def _copy(self, cur: Any, data: pa.Table | ds.Dataset, cols: list[sql.Identifier]) -> None:
-        copy = sql.SQL("COPY replicator_stage ({}) FROM STDIN").format(sql.SQL(", ").join(cols)).as_string(cur)
-        batches = data.to_batches(batch_size=50_000) if isinstance(data, ds.Dataset) else data.to_batches(max_chunksize=50_000)
-        for batch in batches:
-            buf = io.StringIO()
-            columns = [_copy_values(c) for c in batch.columns]
-            for row in zip(*columns):
-                buf.write("\t".join(_copy_text(v) for v in row))
-                buf.write("\n")
-            buf.seek(0)
-            cur.copy_expert(copy, buf)
+    def _copy(self, cur: Any, data: pa.Table | ds.Dataset, table: str, schema: str | None) -> _Stream:
+        """Binary COPY of the batch into `table` (the temporary stage when `schema` is None), batch by batch."""
+        stream = _Stream(data)
+        where: dict[str, Any] = {"temporary": True} if schema is None else {"db_schema_name": schema}
+        stream.rows = int(cur.adbc_ingest(table, stream.reader(), mode="append", **where))
+        return stream
 
     def close(self) -> None:
         return None

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .report import (
     write_outputs,
 )
 
+PG_WAREHOUSE_DATABASE = "replicator_bench_warehouse"  # the PostgreSQL warehouse of warehouse_load_pg
 SOURCE_TABLE = "rides"  # in the source database; the replicator table is always `rides` (bench.step.TABLE)
 BIG_SOURCE_TABLE = "rides_big"
 
@@ -82,9 +83,28 @@ class StepRunner:
             f"rows {rows}  {status}")
         return result
 
-    def project(self, kind: str, lake_url: str | None = None, table: str = SOURCE_TABLE) -> str:
+    def project(self, kind: str, lake_url: str | None = None, table: str = SOURCE_TABLE,
+                warehouse_url: str | None = None, warehouse_schema: str = "raw") -> str:
         folder = self.folder / kind
-        return str(write_project(folder, server(self.dialect), table, lake_url or str(folder / "lake")))
+        return str(write_project(folder, server(self.dialect), table, lake_url or str(folder / "lake"), warehouse_url,
+                                 warehouse_schema))
+
+
+@contextlib.contextmanager
+def pg_warehouse(name: str) -> Iterator[str]:
+    """A PostgreSQL warehouse URL whose schema `name` is fresh, dropped again afterwards."""
+    pg = server("postgresql")
+    with pg.connect(database=None) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_WAREHOUSE_DATABASE])
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE DATABASE {PG_WAREHOUSE_DATABASE}")
+    with pg.connect(database=PG_WAREHOUSE_DATABASE) as conn, conn.cursor() as cur:
+        drop = f'DROP SCHEMA IF EXISTS "{name}" CASCADE'  # a plain lower-case name made here
+        cur.execute(drop)
+        try:
+            yield f"postgresql://{pg.user}@{pg.host}:{pg.port}/{PG_WAREHOUSE_DATABASE}"
+        finally:
+            cur.execute(drop)
 
 
 def build_mariadb_floor(work: Path) -> Path | None:
@@ -128,6 +148,11 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
         finally:
             s3.reset()
     steps.run("warehouse_load", ["load", "--project", local])
+    # The same full batch into the PostgreSQL warehouse: a second project on the same lake.
+    pg_schema = f"raw_run{run}_{dialect}"
+    with pg_warehouse(pg_schema) as url:
+        steps.run("warehouse_load_pg", ["load", "--project", steps.project(
+            "local_pg", lake_url=str(steps.folder / "local" / "lake"), warehouse_url=url, warehouse_schema=pg_schema)])
     # The floor client reads the change's own rows right after its UPDATE: the server's share of an
     # incremental read. The same rows are changed again before the extract, so both start from the same state.
     touched, changed_at = touch_two_percent(dialect, SOURCE_TABLE)

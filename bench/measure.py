@@ -143,8 +143,10 @@ def run_step(args: list[str], env: dict[str, str] | None = None, timeout_s: floa
     return result
 
 
-def write_project(folder: Path, srv: Server, source_table: str, lake_url: str) -> Path:
-    """A fresh project: replicator.yml (lake, DuckDB warehouse in `folder`) and schemas/rides.yml."""
+def write_project(folder: Path, srv: Server, source_table: str, lake_url: str, warehouse_url: str | None = None,
+                  warehouse_schema: str = "raw") -> Path:
+    """A fresh project: replicator.yml (lake; DuckDB warehouse in `folder` unless `warehouse_url`) and schemas/rides.yml."""
+    warehouse_url = warehouse_url or f"duckdb:///{folder / 'warehouse.duckdb'}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "schemas").mkdir(exist_ok=True)
     project = folder / "replicator.yml"
@@ -155,8 +157,8 @@ def write_project(folder: Path, srv: Server, source_table: str, lake_url: str) -
         "lake:\n"
         f"  url: '{lake_url}'\n"
         "warehouse:\n"
-        f"  url: 'duckdb:///{folder / 'warehouse.duckdb'}'\n"
-        "  schema: raw\n"
+        f"  url: '{warehouse_url}'\n"
+        f"  schema: {warehouse_schema}\n"
     )
     (folder / "schemas" / f"{TABLE}.yml").write_text(
         "source: bench\n"

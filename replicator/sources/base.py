@@ -277,7 +277,7 @@ class SqlSource:
         return self.config.chunk_rows
 
     def reads_ahead(self, request: ReadRequest) -> bool:
-        """True when the driver already decodes in its own thread, so the pipeline needs no read-ahead."""
+        """True when the driver already decodes in its own thread, so the extract needs no read-ahead."""
         return False
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:

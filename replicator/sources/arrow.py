@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -67,10 +65,7 @@ def _time_of_day(text: pa.Array, field: pa.Field, table: str) -> pa.Array:
     return pc.cast(pc.cast(stamps, pa.int64()), field.type)
 
 
-def reader_error(source: str, exc: BaseException, transient: Sequence[str] = ()) -> ReplicatorError:
-    """One line, secrets masked; retriable or not by the driver's codes (sources/errors.py).
-
-    `transient` is no longer consulted (a message no longer decides); it stays until the callers drop it.
-    """
+def reader_error(source: str, exc: BaseException) -> ReplicatorError:
+    """One line, secrets masked; retriable or not by the driver's codes (sources/errors.py)."""
     text = mask_secrets(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return source_class(source_outcome(exc))(f"source {source!r}: cannot read: {text}")

@@ -29,8 +29,6 @@ _HAVE_CONNECTORX = importlib.util.find_spec("connectorx") is not None
 
 __all__ = ["arrow_path_available", "read_chunk_arrow"]
 
-_TRANSIENT = ("Connection refused", "timed out", "Lost connection", "gone away", "broken pipe", "reset by peer",
-              "Can't connect", "IO error", "bytes remaining on stream", "Broken pipe", "Connection reset")
 
 
 def _exact(spec: ColumnSpec) -> bool:
@@ -106,6 +104,6 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     except BaseException as exc:  # connectorx reports driver failures as RuntimeError or a Rust panic
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
-        raise reader_error(source.name, exc, _TRANSIENT) from exc
+        raise reader_error(source.name, exc) from exc
 
 

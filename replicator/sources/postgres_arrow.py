@@ -35,8 +35,6 @@ _BATCH_BYTES = 4 * 2**20
 # beyond Arrow's int64 microseconds (after year 294,000) wrap to far below these: such a value was lost.
 _PG_FIRST_DAY = -2440588
 _PG_FIRST_US = _PG_FIRST_DAY * 86_400_000_000
-_TRANSIENT = ("could not connect", "Connection refused", "server closed", "terminating connection",
-              "connection to server", "timeout expired", "SSL SYSCALL")
 
 
 def _exact_from_adbc(t: pa.DataType) -> bool:
@@ -92,7 +90,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
     try:
         conn = adbc_pg.connect(uri, autocommit=True)
     except adbc_driver_manager.Error as exc:
-        raise reader_error(source.name, exc, _TRANSIENT) from exc
+        raise reader_error(source.name, exc) from exc
     try:
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -111,7 +109,7 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
                 yield batch.slice(offset, step)
         cur.execute("COMMIT")
     except adbc_driver_manager.Error as exc:
-        raise reader_error(source.name, exc, _TRANSIENT) from exc
+        raise reader_error(source.name, exc) from exc
     finally:
         conn.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
-from sqlalchemy.sql import quoted_name
 
 from ..config import SourceConfig, TableConfig
 from ..driver_errors import Outcome
@@ -22,6 +21,7 @@ from ..errors import ConfigError, ReplicatorError, SourceError, mask_secrets
 from ..reading import ReadRequest, SourceReader, TableSchema
 from ..types import ColumnSpec
 from ..watermark import Probe, SettleClock
+from . import query
 from .errors import source_class, source_outcome
 from .typemap import column_spec
 
@@ -73,11 +73,6 @@ def make_engine(url: str, owner: str, connect_timeout: int = 10) -> Engine:
         raise ConfigError(f"{owner}: url: unsupported database {parsed.drivername!r} ({exc})") from None
 
 
-def q(name: str) -> quoted_name:
-    """Always quote: names from YAML are never trusted to be plain identifiers."""
-    return quoted_name(name, quote=True)
-
-
 class SqlSource:
     """A source read through SQLAlchemy Core; dialect modules override the hooks below."""
 
@@ -108,12 +103,8 @@ class SqlSource:
 
         An integer watermark settles by probes (see watermark.settle_bound); None: the table is empty.
         """
-        assert table.watermark is not None
-        clause = self.table_clause(table, [c for c in (table.watermark, table.null_fallback) if c])
-        column = clause.c[table.watermark]
-        value = sa.func.coalesce(column, clause.c[table.null_fallback]) if table.null_fallback else column
         with self.snapshot() as conn:
-            top = conn.execute(sa.select(sa.func.max(value)).select_from(clause)).scalar_one()
+            top = conn.execute(query.max_watermark_select(table)).scalar_one()
             at = conn.exec_driver_sql(self.clock_sql()).scalar_one()
         if top is None:
             return None
@@ -151,8 +142,7 @@ class SqlSource:
             self._engine.dispose()
 
     def table_clause(self, table: TableConfig, columns: Sequence[str]) -> sa.TableClause:
-        return sa.table(q(table.table_name), *[sa.column(q(c)) for c in columns],
-                        schema=q(table.schema_name) if table.schema_name else None)
+        return query.table_clause(table, columns)
 
     def reflect(self, conn: Connection, table: TableConfig) -> list[dict[str, Any]]:
         try:
@@ -212,51 +202,6 @@ class SqlSource:
             if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
                 raise SourceError(f"partition_by: column {table.partition_by!r} is not a date or timestamp")
 
-    def _bind(self, name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
-        return sa.bindparam(name, self.bind_value(spec, value))
-
-    def _select(self, request: ReadRequest, after_key: tuple[Any, ...] | None, limit: int | None,
-                param: Callable[[str, ColumnSpec, Any], sa.ColumnElement[Any]] | None = None,
-                as_text: Callable[[ColumnSpec], bool] | None = None) -> sa.Select[Any]:
-        """SELECT of the request's columns (raw driver values), its window and keyset position.
-
-        `param` turns a value into SQL (by default a bound parameter); columns for which `as_text`
-        is true are selected as text.
-        """
-        param = param or self._bind
-        table, schema = request.table, request.schema
-        names = [c.name for c in schema.columns]
-        clause = self.table_clause(table, names)
-        cols = []
-        for spec in schema.columns:
-            col = clause.c[spec.name]
-            cast_to = sa.CHAR() if as_text is not None and as_text(spec) else spec.cast_to
-            raw = sa.cast(col, cast_to) if cast_to is not None else sa.type_coerce(col, sa.types.NullType())
-            cols.append(raw.label(spec.name))
-        stmt = sa.select(*cols).select_from(clause)
-        pk = [clause.c[k] for k in table.primary_key]
-        if request.lower is not None and table.watermark:
-            column, spec = clause.c[table.watermark], schema.column(table.watermark)
-            lower = param("lower", spec, request.lower)
-            cond: sa.ColumnElement[bool] = column >= lower
-            if request.after_key is not None:
-                keys = [param(f"w{i}", schema.column(k), v) for i, (k, v) in enumerate(zip(table.primary_key, request.after_key))]
-                past = sa.tuple_(*pk) > sa.tuple_(*keys) if len(pk) > 1 else pk[0] > keys[0]
-                cond = sa.and_(cond, sa.or_(column > lower, past))
-            if table.null_fallback:
-                # Written as an OR of two ranges so both columns' indexes stay usable.
-                fallback = clause.c[table.null_fallback]
-                cond = sa.or_(cond, sa.and_(column.is_(None), fallback >= param("lower_fb", spec, request.lower)))
-            if request.include_null_watermark:
-                cond = sa.or_(cond, column.is_(None))
-            stmt = stmt.where(cond)
-        if after_key is not None:
-            bound = [param(f"k{i}", schema.column(k), v) for i, (k, v) in enumerate(zip(table.primary_key, after_key))]
-            stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*bound) if len(pk) > 1 else pk[0] > bound[0])
-        if limit is not None:
-            stmt = stmt.order_by(*pk).limit(limit)
-        return stmt
-
     def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
         """Stream record batches of the request; chunked requests read keyset chunks, one snapshot each."""
         chunk = self.chunk_rows(request) if request.chunked else None
@@ -283,7 +228,7 @@ class SqlSource:
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         """One statement in one snapshot, through a server-side cursor, as record batches."""
         with self.snapshot() as conn:
-            stmt = self._select(request, after, limit)
+            stmt = query.read_select(request, after, limit, param=query.bound(self.bind_value))
             result = conn.execution_options(stream_results=True, max_row_buffer=self.config.batch_rows).execute(stmt)
             while rows := result.fetchmany(self.config.batch_rows):
                 yield self._to_batch(request.schema, rows)
@@ -300,12 +245,8 @@ class SqlSource:
         return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
 
     def count_rows(self, table: TableConfig, where_null: str | None = None) -> int:
-        clause = self.table_clause(table, [where_null] if where_null else [])
-        stmt = sa.select(sa.func.count()).select_from(clause)
-        if where_null:
-            stmt = stmt.where(clause.c[where_null].is_(None))
         with self.snapshot() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(query.count_select(table, where_null)).scalar_one())
 
     def list_tables(self) -> list[str]:
         with self.connect() as conn:

@@ -17,6 +17,7 @@ from ..types import ColumnSpec
 from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
 from .mysql_arrow import arrow_path_available, read_chunk_arrow
+from .session import SessionSettings, mysql_isolation_sql, mysql_session, mysql_set_sql
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +30,20 @@ class MySQLSource(SqlSource):
     use_arrow = True  # connectorx where it is exact; tests compare it with the row path
     _mariadb: bool | None = None
 
-    def _session(self, conn: Connection) -> None:
-        conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
-        seconds = self.config.statement_timeout.total_seconds()
-        if conn.dialect.is_mariadb:  # type: ignore[attr-defined]
-            conn.exec_driver_sql("SET SESSION max_statement_time = %s", (seconds,))
-        else:
-            conn.exec_driver_sql("SET SESSION max_execution_time = %s", (int(seconds * 1000),))
-        conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = %s", (max(1, int(self.config.lock_timeout.total_seconds())),))
+    def set_session(self, conn: Connection) -> SessionSettings:
+        """Set the read session's variables on `conn` (autocommit); the snapshot adds the transaction."""
+        settings = mysql_session(self.config, mariadb=bool(conn.dialect.is_mariadb))  # type: ignore[attr-defined]
+        conn.exec_driver_sql(mysql_set_sql(settings), settings.values)
+        return settings
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         with self.connect() as raw:
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-            self._session(conn)
-            conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            settings = self.set_session(conn)
+            conn.exec_driver_sql(mysql_isolation_sql(settings, with_read_only=False))
+            # The snapshot's own transaction is the read-only one, not the pooled connection's later uses.
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT" + (", READ ONLY" if settings.read_only else ""))
             try:
                 yield conn
             except BaseException:
@@ -91,8 +90,8 @@ class MySQLSource(SqlSource):
     def settle_clock(self) -> SettleClock | None:
         with self.connect() as raw:
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
-            now = conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
+            self.set_session(conn)
+            now = conn.exec_driver_sql(self.clock_sql()).scalar_one()
             try:
                 # trx_started has whole seconds, truncated: an open transaction looks older, never younger.
                 oldest = conn.exec_driver_sql(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -23,12 +23,16 @@ from ..native_memory import release_free_memory, share_one_arena
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
+from .query import inline_text, read_select
+from .session import mysql_isolation_sql, mysql_session, mysql_set_sql
+
+if TYPE_CHECKING:
+    from .mysql import MySQLSource
 
 # Imported on first use (a large native module); the row path works without it.
 _HAVE_CONNECTORX = importlib.util.find_spec("connectorx") is not None
 
 __all__ = ["arrow_path_available", "read_chunk_arrow"]
-
 
 
 def _exact(spec: ColumnSpec) -> bool:
@@ -59,7 +63,7 @@ def arrow_path_available(schema: TableSchema) -> bool:
     return _HAVE_CONNECTORX and all(_exact(c) for c in schema.columns)
 
 
-def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
+def read_chunk_arrow(source: MySQLSource, request: ReadRequest, after: tuple[Any, ...] | None,
                      limit: int | None) -> Iterator[pa.RecordBatch]:
     """One statement (its own consistent read), read-only, in UTC, with the statement timeout."""
     import connectorx
@@ -78,14 +82,14 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
 
     # Decimals travel as their exact text; conform() casts them and refuses any rounding. TIME travels as
     # text too: connectorx panics on a duration beyond 24h without naming the column, conform() names it.
-    stmt = source._select(request, after, limit, param=param, as_text=_as_text)
-    query = str(stmt.compile(dialect=source.engine.dialect, compile_kwargs={"literal_binds": True}))
-    seconds = source.config.statement_timeout.total_seconds()
-    timeout = (f"SET SESSION max_statement_time = {seconds:.3f}" if source.is_mariadb()
-               else f"SET SESSION max_execution_time = {int(seconds * 1000)}")
+    stmt = read_select(request, after, limit, param=param, as_text=_as_text)
+    query = inline_text(stmt, source.engine.dialect)
+    settings = mysql_session(source.config, mariadb=source.is_mariadb())
+    # Each statement is its own consistent read here, so the session's isolation and read-only mode
+    # are set for the session rather than for one transaction.
     setup = [
-        "SET SESSION time_zone = '+00:00'", timeout, "SET SESSION TRANSACTION READ ONLY",
-        f"SET SESSION innodb_lock_wait_timeout = {max(1, int(source.config.lock_timeout.total_seconds()))}",
+        mysql_set_sql(settings, lambda value: escape_item(value, "utf8mb4")),
+        mysql_isolation_sql(settings, with_read_only=True),
         *[f"SET {name} = {literal}" for name, literal in variables.items()],
     ]
     uri = source.engine.url.set(drivername="mysql", query={}).render_as_string(hide_password=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from ..types import Unrepresentable
 from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
 from .postgres_arrow import arrow_path_available, read_chunk_arrow
+from .session import postgres_session, set_config_call
 from .typemap import NON_FINITE_REMEDY
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ _CASTERS = [_guarded(c) for c in (psycopg2.extensions.DATE, psycopg2.extensions.
                                   psycopg2.extensions.PYDATETIMETZ)]
 
 
-def _ms(value: dt.timedelta) -> str:
-    return str(int(value.total_seconds() * 1000))
-
-
 class PostgresSource(SqlSource):
     dialect = "postgresql"
     _warned_privilege = False
@@ -68,19 +64,13 @@ class PostgresSource(SqlSource):
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         with self.connect() as raw:
-            conn = raw.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            settings = postgres_session(self.config)
+            conn = raw.execution_options(isolation_level=settings.isolation, postgresql_readonly=settings.read_only)
             for caster in _CASTERS:
                 psycopg2.extensions.register_type(caster, raw.connection.dbapi_connection)
             with conn.begin():
-                # Values are bound through set_config(); SET cannot take parameters.
-                conn.execute(
-                    sa.text(
-                        "SELECT set_config('statement_timeout', :st, true), set_config('lock_timeout', :lt, true),"
-                        " set_config('idle_in_transaction_session_timeout', :it, true)"
-                    ),
-                    {"st": _ms(self.config.statement_timeout), "lt": _ms(self.config.lock_timeout),
-                     "it": _ms(max(self.config.statement_timeout, dt.timedelta(minutes=1)))},
-                )
+                # The timeouts last as long as the snapshot's transaction, not the pooled connection.
+                conn.exec_driver_sql(*set_config_call(settings.variables, numbered=False))
                 yield conn
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:

@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from ..errors import SourceError
 from ..types import ColumnSpec
 from .arrow import conform, reader_error
-from .base import ReadRequest, TableSchema
+from .base import ReadRequest, SqlSource, TableSchema
+from .query import inline_text, read_select
+from .session import postgres_begin_sql, postgres_session, set_config_call
 
 # Imported on first use (it loads libpq and the ADBC driver manager); the row path works without it.
 _HAVE_ADBC = importlib.util.find_spec("adbc_driver_postgresql") is not None
@@ -62,25 +64,20 @@ def _setting_text(value: Any) -> str:
     raise TypeError(f"cannot pass a {type(value).__name__} to the query")
 
 
-def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] | None,
+def read_chunk_arrow(source: SqlSource, request: ReadRequest, after: tuple[Any, ...] | None,
                      limit: int | None) -> Iterator[pa.RecordBatch]:
     """One statement in one read-only snapshot, streamed by ADBC, re-sliced to `batch_rows`."""
-    settings: dict[str, str] = {}
+    variables: dict[str, str] = {}
 
     def param(name: str, spec: ColumnSpec, value: Any) -> sa.ColumnElement[Any]:
-        settings[_SETTING_PREFIX + name] = _setting_text(value)
+        variables[_SETTING_PREFIX + name] = _setting_text(value)
         assert spec.sql_type is not None  # reflected columns always carry their SQL type
         return sa.cast(sa.func.current_setting(_SETTING_PREFIX + name), spec.sql_type)
 
-    stmt = source._select(request, after, limit, param=param)
-    query = str(stmt.compile(dialect=source.engine.dialect, compile_kwargs={"literal_binds": True}))
+    stmt = read_select(request, after, limit, param=param)
+    query = inline_text(stmt, source.engine.dialect)
     config = source.config
-    values = {
-        "statement_timeout": str(int(config.statement_timeout.total_seconds() * 1000)),
-        "lock_timeout": str(int(config.lock_timeout.total_seconds() * 1000)),
-        "idle_in_transaction_session_timeout": str(int(max(config.statement_timeout.total_seconds(), 60) * 1000)),
-        **settings,
-    }
+    settings = postgres_session(config)
     uri = source.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     schema = request.schema.arrow
     step = config.batch_rows
@@ -93,10 +90,9 @@ def read_chunk_arrow(source: Any, request: ReadRequest, after: tuple[Any, ...] |
         raise reader_error(source.name, exc) from exc
     try:
         cur = conn.cursor()
-        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        names = list(values)
-        calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(names)))
-        cur.execute(f"SELECT {calls}", parameters=tuple(x for n in names for x in (n, values[n])))
+        cur.execute(postgres_begin_sql(settings))
+        sql, args = set_config_call([*settings.variables, *variables.items()], numbered=True)
+        cur.execute(sql, parameters=args)
         cur.fetchall()
         # Smaller result batches than ADBC's 16 MiB default keep the read-ahead's memory small.
         cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)})

@@ -11,6 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import watermark as wm
+from ..current_state import CurrentStateRule
 from ..errors import LakeError
 from . import paths
 from .manifest import Manifest, list_manifest_seqs, load_manifest
@@ -94,37 +95,15 @@ def latest_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Seque
         raise lake_error("read", wanted[0], exc) from exc
     if data.num_rows == 0:
         return data
-    effective = wm.effective(data, watermark, fallback)
-    return _latest(data, key, effective)
-
-
-def _latest(data: pa.Table, key: Sequence[str], order: pa.ChunkedArray | None) -> pa.Table:
-    """Per key, the row of the highest _batch_id, then the highest `order` value (NULL lowest)."""
-    if order is None:
-        ordered = data.sort_by([("_batch_id", "ascending")])
-    else:
-        # Sorted by batch, then watermark (NULL lowest), the last row of each key is its latest version.
-        ordered = data.append_column(_VALID, pc.is_valid(order)).append_column(_ORDER, order).sort_by(
-            [("_batch_id", "ascending"), (_VALID, "ascending"), (_ORDER, "ascending")]).drop_columns([_VALID, _ORDER])
-    ordered = ordered.append_column(_ORDER, pa.array(range(ordered.num_rows), pa.int64()))
-    last = ordered.select([*key, _ORDER]).group_by(list(key), use_threads=False).aggregate([(_ORDER, "max")])
-    return ordered.take(last.column(f"{_ORDER}_max")).drop_columns([_ORDER])
-
-
-_ORDER, _VALID = "__replicator_order", "__replicator_valid"
+    return CurrentStateRule(key=tuple(key), watermark=watermark, fallback=fallback).latest(data)
 
 
 def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
-    """Per key, the row of the highest _batch_id, then the highest watermark; keys whose latest row is deleted are dropped.
+    """The current state of `data`: per key its latest version, keys whose latest row is deleted dropped.
 
-    In Arrow rather than SQL: every lake type (decimal256 among them) stays exact.
+    The rule is `CurrentStateRule`'s, in Arrow rather than SQL: every lake type (decimal256) stays exact.
     """
-    if data.num_rows == 0:
-        return data
-    latest = _latest(data, key, data.column(watermark) if watermark else None)
-    if "_deleted" not in latest.column_names:
-        return latest
-    return latest.filter(pc.invert(pc.fill_null(latest.column("_deleted"), False)))
+    return CurrentStateRule(key=tuple(key), watermark=watermark).current(data)
 
 
 def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: str | None,

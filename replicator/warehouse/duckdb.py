@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from ..current_state import CurrentStateRule
 from ..duckdb_sql import ident, to_arrow
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
@@ -143,14 +144,13 @@ class DuckDBWarehouse:
     def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._qualified(spec.name)
         key = [ident(k) for k in spec.primary_key]
-        order = "_batch_id DESC" + (f", {ident(spec.watermark)} DESC NULLS LAST" if spec.watermark else "")
-        select_list = ", ".join(
+        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark)
+        select_list = ", ".join([*(
             f"CAST({ident(f.name)} AS {_LOGICAL_SQL[f.metadata[LOGICAL_KEY].decode()]}) AS {ident(f.name)}"
             if f.metadata and f.metadata.get(LOGICAL_KEY, b"").decode() in _LOGICAL_SQL else ident(f.name)
             for f in data.schema
-        )
-        if "_deleted" not in data.schema.names:  # a batch written before the lake had deletion markers
-            select_list += ", FALSE AS _deleted"
+        ), *rule.default_columns_sql(data.schema.names, ident)])
+        live = rule.live_sql(ident)
         with self._connect(self._load_memory_limit(data)) as con:
             # Row order in the table does not matter, and keeping it costs time and memory; a large
             # checkpoint threshold spares a rewrite of the whole table file after every small merge.
@@ -163,8 +163,7 @@ class DuckDBWarehouse:
                 # A full batch has one row per key by construction (keyset reads); an incremental one
                 # is reduced to the newest version per key before it is merged.
                 source = (f"(SELECT {select_list} FROM incoming)" if full else
-                          f"(SELECT {select_list} FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(key)} "
-                          f"ORDER BY {order}) AS _rn FROM incoming) WHERE _rn = 1)")
+                          f"({rule.duckdb_latest_sql('incoming', select_list, ident)})")
                 con.execute(f"CREATE OR REPLACE TEMP VIEW staged_shape AS SELECT * FROM {source} LIMIT 0")
                 created = not self._exists(con, spec.name)
                 if created:
@@ -173,7 +172,7 @@ class DuckDBWarehouse:
                     con.execute(f"DELETE FROM {target}")
                 self._follow_schema(con, target, spec.name, data.schema, empty=full)
                 if full:
-                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source} WHERE NOT _deleted").fetchone()[0])  # type: ignore[index]
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source} WHERE {live}").fetchone()[0])  # type: ignore[index]
                 else:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM {source}")
                     match = " AND ".join(f"t.{k} = s.{k}" for k in key)
@@ -181,7 +180,7 @@ class DuckDBWarehouse:
                     # Rows still present are newer than this batch (monotonic rule): keep them.
                     con.execute(f"DELETE FROM staged AS s WHERE EXISTS (SELECT 1 FROM {target} AS t WHERE {match})")
                     # A deleted key's older row is gone above; its marker is not inserted.
-                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged WHERE NOT _deleted").fetchone()[0])  # type: ignore[index]
+                    merged = int(con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM staged WHERE {live}").fetchone()[0])  # type: ignore[index]
                     con.execute("DROP TABLE staged")
                 con.execute(
                     f"INSERT OR REPLACE INTO {self._qualified(LEDGER_TABLE)} VALUES (?, ?, now())", [spec.name, seq]

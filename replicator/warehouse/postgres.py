@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
+from ..current_state import DELETED_COLUMN, CurrentStateRule
 from ..errors import WarehouseError, mask_secrets
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
@@ -94,11 +95,15 @@ def _wire_column(field: pa.Field, column: pa.Array) -> pa.Array:
 
 
 class _Stream:
-    """A batch's rows as record batches of their wire types, read one at a time; counts deletion markers."""
+    """A batch's rows as record batches of their wire types, read one at a time; counts deletion markers.
+
+    A batch that predates deletion markers gets `_deleted` with the rule's default, as in every engine.
+    """
 
     def __init__(self, data: pa.Table | ds.Dataset) -> None:
         self.data = data
-        self.schema = pa.schema([pa.field(f.name, _wire_type(f.type)) for f in data.schema])
+        self.fields = list(CurrentStateRule.table_schema(data.schema))
+        self.schema = pa.schema([pa.field(f.name, _wire_type(f.type)) for f in self.fields])
         self.deleted = 0
         self.rows = 0  # as COPY reported them
 
@@ -106,10 +111,9 @@ class _Stream:
         return pa.RecordBatchReader.from_batches(self.schema, self._batches())
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        fields = list(self.data.schema)
-        for batch in _read(self.data):
-            self.deleted += int(pc.sum(batch.column("_deleted")).as_py() or 0)
-            yield pa.record_batch([_wire_column(f, c) for f, c in zip(fields, batch.columns)], schema=self.schema)
+        for batch in map(CurrentStateRule.with_deleted, _read(self.data)):
+            self.deleted += int(pc.sum(batch.column(DELETED_COLUMN)).as_py() or 0)
+            yield pa.record_batch([_wire_column(f, c) for f, c in zip(self.fields, batch.columns)], schema=self.schema)
 
 
 def _read(data: pa.Table | ds.Dataset) -> Iterator[pa.RecordBatch]:
@@ -240,10 +244,9 @@ class PostgresWarehouse:
 
     def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._target(spec.name)
-        if "_deleted" not in data.schema.names:  # a batch written before the lake had deletion markers
-            raise WarehouseError(f"warehouse: batch {seq} of {spec.name!r} predates deletion markers; resync with --full-refresh")
+        schema = CurrentStateRule.table_schema(data.schema)  # what the stream sends (see _Stream)
         key = ", ".join(_ident(k) for k in spec.primary_key)
-        defs = ", ".join(f"{_ident(f.name)} {pg_type(f)}" for f in data.schema)
+        defs = ", ".join(f"{_ident(f.name)} {pg_type(f)}" for f in schema)
         with self._load_connection() as (con, cur):
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.schema)}")
             cur.execute(f"CREATE TABLE IF NOT EXISTS {self._target(LEDGER_TABLE)} (table_name text PRIMARY KEY, "
@@ -252,14 +255,14 @@ class PostgresWarehouse:
             if full:
                 # Emptied first, so the schema below follows the batch without converting a single value.
                 cur.execute(f"DELETE FROM {target}")  # noqa: S608 - quoted by _ident
-            self._follow_schema(cur, spec.name, data.schema, empty=full)
+            self._follow_schema(cur, spec.name, schema, empty=full)
             if full:
                 self._follow_key(cur, spec)
-            staged = [f for f in data.schema if _stage_type(f) != pg_type(f)]
+            staged = [f for f in schema if _stage_type(f) != pg_type(f)]
             if full and not staged:
                 merged = self._load_full(cur, spec, data)
             else:
-                merged = self._merge(cur, spec, full, data)
+                merged = self._merge(cur, spec, full, data, schema)
             cur.execute(f"INSERT INTO {self._target(LEDGER_TABLE)} VALUES ($1, $2, now()) ON CONFLICT (table_name) "  # noqa: S608
                         "DO UPDATE SET last_loaded_seq = EXCLUDED.last_loaded_seq, loaded_at = EXCLUDED.loaded_at",
                         [spec.name, seq])
@@ -272,29 +275,27 @@ class PostgresWarehouse:
         stream = self._copy(cur, data, spec.name, self.schema)
         merged = stream.rows
         if stream.deleted:
-            cur.execute(f"DELETE FROM {self._target(spec.name)} WHERE _deleted")  # noqa: S608 - quoted
+            cur.execute(f"DELETE FROM {self._target(spec.name)} WHERE {CurrentStateRule.deleted_sql(_ident)}")  # noqa: S608 - quoted
             merged -= cur.rowcount
         return merged
 
-    def _merge(self, cur: Any, spec: LoadSpec, full: bool, data: pa.Table | ds.Dataset) -> int:
+    def _merge(self, cur: Any, spec: LoadSpec, full: bool, data: pa.Table | ds.Dataset, schema: pa.Schema) -> int:
         """Stage the batch, then keep per key its newest version, where it is at least as new as the table's."""
         target = self._target(spec.name)
-        stage_defs = ", ".join(f"{_ident(f.name)} {_stage_type(f)}" for f in data.schema)
+        stage_defs = ", ".join(f"{_ident(f.name)} {_stage_type(f)}" for f in schema)
         cur.execute(f"CREATE TEMP TABLE {_STAGE} ({stage_defs}) ON COMMIT DROP")
         self._copy(cur, data, _STAGE, None)
+        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark)
         keys = [_ident(k) for k in spec.primary_key]
-        key_list = ", ".join(keys)
-        order = "_batch_id DESC" + (f", {_ident(spec.watermark)} DESC NULLS LAST" if spec.watermark else "")
         if not full:
             match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
             cur.execute(f"DELETE FROM {target} AS t USING {_STAGE} AS s WHERE {match} AND t._batch_id <= s._batch_id")  # noqa: S608
-        cols = ", ".join(_ident(f.name) for f in data.schema)
+        cols = ", ".join(_ident(f.name) for f in schema)
         casts = ", ".join(f"{_ident(f.name)}::{pg_type(f)}" if _stage_type(f) != pg_type(f) else _ident(f.name)
-                          for f in data.schema)
+                          for f in schema)
         # The newest version per key; a deleted key's marker removes its row and is not inserted.
-        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {casts} FROM (SELECT DISTINCT ON ({key_list}) {cols} "  # noqa: S608
-                    f"FROM {_STAGE} ORDER BY {key_list}, {order}) AS latest WHERE NOT _deleted "
-                    f"ON CONFLICT ({key_list}) DO NOTHING")
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {casts} FROM ({rule.postgres_latest_sql(_STAGE, cols, _ident)}) "  # noqa: S608
+                    f"AS latest WHERE {rule.live_sql(_ident)} ON CONFLICT ({', '.join(keys)}) DO NOTHING")
         return int(cur.rowcount)
 
     def _follow_schema(self, cur: Any, table: str, schema: pa.Schema, empty: bool) -> None:

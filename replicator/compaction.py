@@ -1,7 +1,7 @@
 """`replicator compact`: rewrite a table's live files as one snapshot batch; drop history past retention.
 
 The snapshot is an ordinary full batch (same commit protocol: staged parts, exclusive manifest, publish)
-whose rows keep their own `_batch_id` and `_loaded_at` and land in their original `dt=` partition, so
+whose rows keep their own `_batch_id` and `_loaded_at` and land in their original partition folder, so
 the current state and every time-travel state inside the retention read exactly as before. The files it
 replaces move to `_superseded/`, where they serve time travel until the retention passes.
 """
@@ -75,7 +75,7 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
             schema = previous.schema
             state = state.select(schema.names).cast(schema)
             # Rows keep their load date as their partition when the table has no partition column.
-            layout = Layout(partition_by=table.partition_by or "_loaded_at", granularity=table.partition_granularity,
+            layout = Layout(partition_by=tuple(table.partition_by) or ("_loaded_at",), granularity=table.partition_granularity,
                             load_date=now.date())
             with PendingBatch(store, name, lease=lease, previous=previous, schema=schema,
                               config=rep.project.config.lake, layout=layout, watermark=table.watermark,

@@ -146,7 +146,7 @@ class TableConfig(_Strict):
     delete_detection: Literal["none", "reconcile"] = "none"
     delete_guard: float = Field(default=0.1, gt=0, le=1)
     reconcile_every: Duration = Field(default=timedelta(days=1))
-    partition_by: str | None = None
+    partition_by: list[str] = Field(default_factory=list)
     partition_granularity: Literal["day", "month", "year"] = "day"
     columns: list[str] | None = None
     description: str | None = None
@@ -179,6 +179,12 @@ class TableConfig(_Strict):
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("partition_by", mode="before")
+    @classmethod
+    def _partition_columns(cls, value: object) -> object:
+        # One column or a list in folder order; null (the YAML default) is no partition column.
+        return [] if value is None else [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check(self) -> TableConfig:
         if self.replication == "incremental" and not self.watermark:
@@ -188,8 +194,10 @@ class TableConfig(_Strict):
             )
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key: lists a column twice")
+        if len(set(self.partition_by)) != len(self.partition_by):
+            raise ValueError("partition_by: lists a column twice")
         if self.columns is not None:
-            needed = [*self.primary_key, self.watermark, self.partition_by, self.null_fallback, self.soft_delete]
+            needed = [*self.primary_key, self.watermark, *self.partition_by, self.null_fallback, self.soft_delete]
             missing = [c for c in needed if c and c not in self.columns]
             if missing:
                 raise ValueError(f"columns: must include the key, watermark and partition columns; add {missing}")

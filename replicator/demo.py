@@ -53,7 +53,7 @@ table: rides
 primary_key: [id]
 watermark: updated_at
 lookback: 5m
-partition_by: created_at        # lake folders rides/dt=YYYY-MM-DD/
+partition_by: created_at        # lake folders rides/dt=YYYY-MM-DD/; a list nests them: [city_id, created_at]
 partition_granularity: day
 description: One row per ride request, updated as the ride progresses.
 columns: [id, city_id, driver_id, rider_id, status, price, distance_km, created_at, updated_at, notes]

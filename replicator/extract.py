@@ -77,7 +77,7 @@ def _target_schema(name: str, table: TableConfig, previous: Manifest | None, cur
     """The schema of this batch: the source's, evolved from the lake's recorded one when there is one."""
     if previous is None:
         return current
-    protected = [c for c in [*table.primary_key, table.watermark, table.partition_by] if c]
+    protected = [c for c in [*table.primary_key, table.watermark, *table.partition_by] if c]
     return evolve(name, previous.schema, current, policy=table.on_schema_change, protected=protected)
 
 
@@ -207,7 +207,7 @@ def extract_table(
         arrow = current if full_refresh else _target_schema(name, table, previous, current)
         plan = _plan(name, table, schema, source, store, previous, full_refresh)
         loaded_at = dt.datetime.now(dt.timezone.utc)
-        layout = Layout(partition_by=table.partition_by, granularity=table.partition_granularity,
+        layout = Layout(partition_by=tuple(table.partition_by), granularity=table.partition_granularity,
                         load_date=loaded_at.date())
         digest = hashlib.sha256()
         seen = _Seen()

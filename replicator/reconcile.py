@@ -169,6 +169,26 @@ def reconcile_table(rep: Any, name: str, buckets: int = 64) -> ReconcileReport:
                            time.perf_counter() - started, all_gone)
 
 
+def _partition_values(rep: Any, name: str, table: TableConfig, keys: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """The partition columns of each key's latest lake row, so a marker lands in the folder of the row it deletes.
+
+    A reader pruned to one partition (`city_id=7`) must see the deletions of that partition's rows.
+    """
+    if not table.partition_by:
+        return {}
+    manifests = active_manifests(rep.lake, name)
+    files = [f for m in manifests for f in m.files]
+    wanted = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else []),
+                                 *table.partition_by, "_batch_id", "_deleted"]))
+    latest = latest_per_key(read_committed(rep.lake, name, files, wanted, manifests[-1].schema), table.primary_key,
+                            table.watermark)
+    order = "__replicator_marker"
+    numbered = keys.append_column(order, pa.array(range(keys.num_rows), pa.int64()))
+    placed = numbered.join(latest.select([*table.primary_key, *table.partition_by]), keys=list(table.primary_key),
+                           join_type="left outer").sort_by(order)
+    return {c: placed.column(c) for c in table.partition_by if c not in table.primary_key}
+
+
 def commit_deletes(rep: Any, name: str, lease: Lease, keys: Sequence[tuple[Any, ...]], lake_rows: int) -> int | None:
     """Commit `_deleted` markers for keys gone from the source, unless more than delete_guard of the rows.
 
@@ -190,11 +210,12 @@ def commit_deletes(rep: Any, name: str, lease: Lease, keys: Sequence[tuple[Any, 
     assert previous is not None
     schema = previous.schema
     loaded_at = dt.datetime.now(dt.timezone.utc)
-    layout = Layout(partition_by=table.partition_by, granularity=table.partition_granularity, load_date=loaded_at.date())
+    layout = Layout(partition_by=tuple(table.partition_by), granularity=table.partition_granularity, load_date=loaded_at.date())
     n = len(keys)
     with PendingBatch(store, name, lease=lease, previous=previous, schema=schema, config=rep.project.config.lake,
                       layout=layout, watermark=None) as batch:
         columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
+        columns.update(_partition_values(rep, name, table, pa.table(columns)))
         columns["_batch_id"] = pa.array(np.full(n, batch.seq, dtype=np.int64))
         columns["_loaded_at"] = pa.array([loaded_at] * n, pa.timestamp("us", tz="UTC"))
         columns["_deleted"] = pa.array(np.ones(n, dtype=bool))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -22,20 +21,12 @@ from ..types import schema_fingerprint
 from . import paths
 from .lease import Lease
 from .manifest import Manifest, commit_manifest, encode_schema
+from .partitioning import Layout
 from .publish import publish
 from .store import LakeStore
 from .writer import BatchWriter
 
 __all__ = ["Layout", "PendingBatch"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Layout:
-    """Where a batch's rows land: `dt=` folders by `partition_by` (None: the load date) at `granularity`."""
-
-    partition_by: str | None
-    granularity: str
-    load_date: dt.date
 
 
 class PendingBatch:
@@ -48,8 +39,8 @@ class PendingBatch:
         self.lease = lease
         self.schema = schema
         self.seq = (previous.seq if previous else 0) + 1
-        self._writer = BatchWriter(store, table, self.seq, lease.run_id, schema, config, layout.partition_by,
-                                   layout.granularity, watermark, layout.load_date, fallback)
+        self._writer = BatchWriter(store=store, table=table, seq=self.seq, run_id=lease.run_id, schema=schema,
+                                   config=config, layout=layout, watermark=watermark, fallback=fallback)
         self._done = False
 
     def write(self, data: pa.Table | pa.RecordBatch) -> None:

@@ -2,12 +2,14 @@
 
 Layout of table `<name>` under the lake root:
 
-    <name>/dt=<partition>/part-<seq>-<run>-<n>.parquet   committed data (what Hive-style readers see)
-    <name>/_staging/<run>/dt=<partition>/<file>           parts of a batch not yet committed
+    <name>/<folder>/part-<seq>-<run>-<n>.parquet          committed data (what Hive-style readers see)
+    <name>/_staging/<run>/<folder>/<file>                 parts of a batch not yet committed
     <name>/_manifests/<seq:020d>.json                     one per committed batch, created exclusively
     <name>/_state/lease.json                              the table's lease
     <name>/_state/last_sync.json                          when the last successful sync finished
-    <name>/_superseded/dt=<partition>/<file>              files replaced by a later full batch
+    <name>/_superseded/<folder>/<file>                    files replaced by a later full batch
+
+`<folder>` is a partition's Hive-style folder, `dt=2026-11-30` or `city_id=7/dt=2026-11-30` (see partitioning).
 """
 
 from __future__ import annotations
@@ -59,18 +61,18 @@ def partition_value(value: Any, granularity: str = "day") -> str:
     return value.isoformat()
 
 
-def data_file(partition: str, seq: int, run_id: str, n: int) -> str:
+def data_file(folder: str, seq: int, run_id: str, n: int) -> str:
     """A committed file's path relative to the table folder (manifests store these, so a lake can move)."""
-    return join(f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
+    return join(folder, _file_name(seq, run_id, n))
 
 
 def staging_dir(root: str, table: str, run_id: str) -> str:
     return join(root, table, "_staging", run_id)
 
 
-def staging_file(run_id: str, partition: str, seq: int, n: int) -> str:
+def staging_file(run_id: str, folder: str, seq: int, n: int) -> str:
     """A staged file's path relative to the table folder."""
-    return join("_staging", run_id, f"{PARTITION_KEY}={partition}", _file_name(seq, run_id, n))
+    return join("_staging", run_id, folder, _file_name(seq, run_id, n))
 
 
 def in_table(root: str, table: str, relative: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,26 +12,16 @@ import pyarrow.parquet as pq
 
 from .. import watermark as wm
 from ..config import LakeConfig
+from ..errors import ConfigError
 from . import paths
 from .manifest import DataFile
+from .partitioning import Layout, check_partition_columns, load_folder, partition_folders
 from .store import LakeStore, lake_error
 
-__all__ = ["BatchWriter", "dictionary_columns", "partition_column"]
+__all__ = ["BatchWriter", "dictionary_columns"]
 
 _MAX_OPEN_FILES = 32
 _PARALLEL_UPLOADS = 4
-_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
-
-
-def partition_column(column: pa.Array | pa.ChunkedArray, granularity: str) -> pa.Array:
-    """The `dt=` value of each row: UTC calendar date (or month, year) of a date/timestamp column."""
-    if pa.types.is_date(column.type):
-        column = pc.cast(column, pa.timestamp("us"))
-    elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
-        # Dropping the zone keeps the stored UTC instant, so the partition is the UTC date.
-        column = pc.cast(column, pa.timestamp(column.type.unit))
-    values = pc.strftime(column, format=_FORMATS[granularity])
-    return pc.fill_null(values, paths.NULL_PARTITION)
 
 
 @dataclass
@@ -47,9 +36,9 @@ class _OpenFile:
     wm_max: Any = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BatchWriter:
-    """Buffers rows per partition, writes row groups of `row_group_rows`, rotates files at `file_max_rows`."""
+    """Buffers rows per partition folder, writes row groups of `row_group_rows`, rotates files at `file_max_rows`."""
 
     store: LakeStore
     table: str
@@ -57,10 +46,8 @@ class BatchWriter:
     run_id: str
     schema: pa.Schema
     config: LakeConfig
-    partition_by: str | None
-    granularity: str
+    layout: Layout
     watermark: str | None
-    load_date: dt.date
     fallback: str | None = None
     files: list[DataFile] = field(default_factory=list)
     _buffers: dict[str, list[pa.Table]] = field(default_factory=dict)
@@ -70,18 +57,22 @@ class BatchWriter:
     _uploads: list[Future[None]] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
 
+    def __post_init__(self) -> None:
+        unusable = check_partition_columns(self.layout.partition_by, {f.name: f.type for f in self.schema})
+        if unusable:
+            raise ConfigError(f"table {self.table!r}: {unusable}")
+
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         if table.num_rows == 0:
             return
-        if self.partition_by is None:
-            self._buffer(paths.partition_value(self.load_date, self.granularity), table)
+        if not self.layout.partition_by:
+            self._buffer(load_folder(self.layout), table)
         else:
-            parts = partition_column(table.column(self.partition_by).combine_chunks(), self.granularity)
-            encoded = pc.dictionary_encode(parts)
-            for i, value in enumerate(encoded.dictionary.to_pylist()):
-                mask = pc.equal(encoded.indices, pa.scalar(i, encoded.indices.type))
-                self._buffer(value, table.filter(mask))
+            folders = partition_folders(table, self.layout)
+            for i, folder in enumerate(folders.dictionary.to_pylist()):
+                mask = pc.equal(folders.indices, pa.scalar(i, folders.indices.type))
+                self._buffer(folder, table.filter(mask))
         # A bound on what all partitions hold together keeps memory flat however many partitions a batch spans.
         while sum(self._buffered.values()) > 2 * self.config.row_group_rows:
             largest = max(self._buffered, key=self._buffered.__getitem__)

@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from ..config import SourceConfig, TableConfig
 from ..driver_errors import Outcome
 from ..errors import ConfigError, ReplicatorError, SourceError, mask_secrets
+from ..lake.partitioning import check_partition_columns
 from ..reading import ReadRequest, SourceReader, TableSchema
 from ..types import ColumnSpec
 from ..watermark import Probe, SettleClock
@@ -161,7 +162,7 @@ class SqlSource:
         wanted = table.columns or [c["name"] for c in reflected]
         missing = []
         for key, cols in (("primary_key", table.primary_key), ("watermark", [table.watermark]),
-                          ("partition_by", [table.partition_by]), ("on_null_watermark.fallback", [table.null_fallback]), ("soft_delete", [table.soft_delete]),
+                          ("partition_by", table.partition_by), ("on_null_watermark.fallback", [table.null_fallback]), ("soft_delete", [table.soft_delete]),
                           ("columns", table.columns or [])):
             missing += [f"{key}: column {c!r} not found in {table.table}" for c in cols if c and c not in by_name]
         if missing:
@@ -197,10 +198,9 @@ class SqlSource:
                 )
             if isinstance(table.lookback, int) and not pa.types.is_integer(t):
                 raise SourceError("lookback: an integer lookback needs an integer watermark; write a duration like 5m")
-        if table.partition_by:
-            t = schema.column(table.partition_by).arrow_type
-            if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-                raise SourceError(f"partition_by: column {table.partition_by!r} is not a date or timestamp")
+        unusable = check_partition_columns(table.partition_by, {c: schema.column(c).arrow_type for c in table.partition_by})
+        if unusable:
+            raise SourceError(unusable)
 
     def read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
         """Stream record batches of the request; chunked requests read keyset chunks, one snapshot each."""

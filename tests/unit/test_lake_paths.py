@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from replicator.lake import paths
-from replicator.lake.writer import partition_column
+from replicator.lake.partitioning import partition_column
 
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
 MINUS5 = dt.timezone(dt.timedelta(hours=-5))
@@ -60,20 +60,20 @@ def test_partition_value_rejects_non_dates(value: object) -> None:
 
 def test_data_file_is_relative_to_the_table_folder() -> None:
     """Manifests store relative paths, so a lake folder or prefix can be moved or copied."""
-    relative = paths.data_file("2026-01-02", 7, RUN, 3)
+    relative = paths.data_file("dt=2026-01-02", 7, RUN, 3)
     assert relative == "dt=2026-01-02/part-00000007-01234567-00003.parquet"
     assert paths.in_table("/lake", "rides", relative) == "/lake/rides/dt=2026-01-02/part-00000007-01234567-00003.parquet"
 
 
 def test_staging_file_lives_under_the_run_staging_folder() -> None:
-    path = paths.in_table("/lake", "rides", paths.staging_file(RUN, "2026-01-02", 7, 3))
+    path = paths.in_table("/lake", "rides", paths.staging_file(RUN, "dt=2026-01-02", 7, 3))
     assert path == f"/lake/rides/_staging/{RUN}/dt=2026-01-02/part-00000007-01234567-00003.parquet"
     assert path.startswith(paths.staging_dir("/lake", "rides", RUN) + "/")
 
 
 def test_staged_and_committed_files_share_their_name() -> None:
-    staged = paths.staging_file(RUN, "2026-01-02", 12, 4)
-    final = paths.data_file("2026-01-02", 12, RUN, 4)
+    staged = paths.staging_file(RUN, "dt=2026-01-02", 12, 4)
+    final = paths.data_file("dt=2026-01-02", 12, RUN, 4)
     assert staged.rsplit("/", 1)[1] == final.rsplit("/", 1)[1]
     assert staged != final
 
@@ -130,7 +130,7 @@ def test_bookkeeping_folders_start_with_underscore() -> None:
     for path in bookkeeping:
         assert path.startswith(table_root)
         assert path[len(table_root) :].startswith("_"), path
-    assert paths.in_table("/lake", "rides", paths.data_file("x", 1, RUN, 1))[len(table_root) :].startswith("dt=")
+    assert paths.in_table("/lake", "rides", paths.data_file("dt=x", 1, RUN, 1))[len(table_root) :] == f"dt=x/part-00000001-{RUN[:8]}-00001.parquet"
 
 
 # --- join -----------------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_builders_work_for_bucket_roots() -> None:
         == "bucket/prefix/rides/_manifests/00000000000000000001.json"
     )
     assert (
-        paths.in_table("bucket", "rides", paths.data_file("2026", 1, RUN, 1))
+        paths.in_table("bucket", "rides", paths.data_file("dt=2026", 1, RUN, 1))
         == "bucket/rides/dt=2026/part-00000001-01234567-00001.parquet"
     )
 

@@ -5,6 +5,7 @@
                use       exception type                                DUCKDB_USE
     psycopg2   connect   SQLSTATE, libpq's refusal, exception type     driver_errors.SQLSTATES, PSYCOPG2_TYPES
                use       SQLSTATE, exception type                      driver_errors.SQLSTATES, PSYCOPG2_USE
+    ADBC       both      the same, its SQLSTATE in `sqlstate`          (the binary COPY load)
 
 `postgres_warehouse_error` is what PostgresWarehouse calls: it keeps that module's wording.
 """
@@ -49,8 +50,8 @@ def duckdb_class(exc: BaseException, phase: Phase) -> type[WarehouseError]:
 
 
 def postgres_class(exc: BaseException, phase: Phase) -> type[WarehouseError]:
-    """The class of a psycopg2 error met connecting (`connect`) or loading (`use`)."""
-    sqlstate = getattr(exc, "pgcode", None)
+    """The class of a psycopg2 or ADBC error met connecting (`connect`) or loading (`use`)."""
+    sqlstate = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
     outcome = sqlstate_outcome(sqlstate)
     if outcome is None and not sqlstate:
         if libpq_refusal(str(exc)):

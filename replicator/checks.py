@@ -13,9 +13,10 @@ from typing import Any
 import pyarrow as pa
 
 from .config import TableConfig
+from .current_state import CurrentStateRule
 from .errors import ReplicatorError
 from .extract import last_sync
-from .lake import active_manifests, latest_per_key
+from .lake import active_manifests
 from .lake.recovery import read_committed
 from .runner import Replicator
 
@@ -38,9 +39,9 @@ def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     rep.recover(name)
     manifests = active_manifests(rep.lake, name)
     schema = manifests[-1].schema if manifests else None
-    columns = [*table.primary_key, "_batch_id", "_deleted"]
-    keys = read_committed(rep.lake, name, [f for m in manifests for f in m.files], columns, schema)
-    return latest_per_key(keys, table.primary_key, None).select(list(table.primary_key))
+    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
+    keys = read_committed(rep.lake, name, [f for m in manifests for f in m.files], rule.columns, schema)
+    return rule.current(keys).select(list(table.primary_key))
 
 
 def _key_set(data: pa.Table, key: Sequence[str]) -> set[tuple[Any, ...]]:

@@ -71,7 +71,7 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
         files_after = files_before
         rows_after = rows_before
         if files_before > 1 or rows_before != previous.rows:
-            state = current_state(store, name, table.primary_key, table.watermark)
+            state = current_state(store, name, table.primary_key, table.watermark, fallback=table.null_fallback)
             schema = previous.schema
             state = state.select(schema.names).cast(schema)
             # Rows keep their load date as their partition when the table has no partition column.

@@ -53,6 +53,12 @@ class CurrentStateRule:
         if self.fallback is not None and self.watermark is None:
             raise ValueError("CurrentStateRule: a fallback needs a watermark")
 
+    @property
+    def columns(self) -> list[str]:
+        """Every column the rule reads: the key, the order columns, `_batch_id` and `_deleted`."""
+        order = [c for c in (self.watermark, self.fallback) if c]
+        return list(dict.fromkeys([*self.key, *order, BATCH_COLUMN, DELETED_COLUMN]))
+
     # Arrow: the lake reader.
 
     def latest(self, data: pa.Table) -> pa.Table:

@@ -39,7 +39,7 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
     fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
     if fulls:
         pending = pending[fulls[-1]:]
-    spec = LoadSpec(name, table.primary_key, table.watermark)
+    spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
     rows = 0
     for manifest in pending:
         rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", batch_dataset(store, manifest))

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from .config import TableConfig
+from .current_state import CurrentStateRule
 from .duckdb_sql import ident, to_arrow
 from .errors import DeleteGuardError
 from .lake import (
@@ -29,7 +30,6 @@ from .lake import (
 )
 from .lake.batch import Layout, PendingBatch
 from .lake.manifest import watermark_state
-from .lake.reader import latest_per_key
 from .lake.recovery import read_committed
 from .sources import ReadRequest, TableSchema
 
@@ -108,10 +108,10 @@ def _source_keys(rep: Any, table: TableConfig, lake_types: pa.Schema) -> Iterato
 def _lake_keys(rep: Any, name: str, table: TableConfig) -> tuple[pa.Table, Manifest | None]:
     manifests = active_manifests(rep.lake, name)
     latest = manifests[-1] if manifests else None
-    columns = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else []), "_batch_id", "_deleted"]))
+    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
     files = [f for m in manifests for f in m.files]
-    data = read_committed(rep.lake, name, files, columns, latest.schema if latest else None)
-    current = latest_per_key(data, table.primary_key, table.watermark)
+    data = read_committed(rep.lake, name, files, rule.columns, latest.schema if latest else None)
+    current = rule.current(data)
     keep = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else [])]))
     return (current.select(keep) if current.num_rows else current), latest
 
@@ -178,10 +178,9 @@ def _partition_values(rep: Any, name: str, table: TableConfig, keys: pa.Table) -
         return {}
     manifests = active_manifests(rep.lake, name)
     files = [f for m in manifests for f in m.files]
-    wanted = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else []),
-                                 *table.partition_by, "_batch_id", "_deleted"]))
-    latest = latest_per_key(read_committed(rep.lake, name, files, wanted, manifests[-1].schema), table.primary_key,
-                            table.watermark)
+    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
+    wanted = list(dict.fromkeys([*rule.columns, *table.partition_by]))
+    latest = rule.current(read_committed(rep.lake, name, files, wanted, manifests[-1].schema))
     order = "__replicator_marker"
     numbered = keys.append_column(order, pa.array(range(keys.num_rows), pa.int64()))
     placed = numbered.join(latest.select([*table.primary_key, *table.partition_by]), keys=list(table.primary_key),

@@ -210,7 +210,7 @@ class Replicator:
         table = self.project.table(name)
         self.recover(name)
         seq = as_of if isinstance(as_of, int) or as_of is None else self._batch_at(name, as_of)
-        return current_state(self.lake, name, table.primary_key, table.watermark, seq)
+        return current_state(self.lake, name, table.primary_key, table.watermark, seq, fallback=table.null_fallback)
 
     def _batch_at(self, name: str, moment: dt.datetime) -> int:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

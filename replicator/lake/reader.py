@@ -98,16 +98,16 @@ def latest_in_window(store: LakeStore, manifests: Sequence[Manifest], key: Seque
     return CurrentStateRule(key=tuple(key), watermark=watermark, fallback=fallback).latest(data)
 
 
-def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None) -> pa.Table:
+def latest_per_key(data: pa.Table, key: Sequence[str], watermark: str | None, *, fallback: str | None = None) -> pa.Table:
     """The current state of `data`: per key its latest version, keys whose latest row is deleted dropped.
 
     The rule is `CurrentStateRule`'s, in Arrow rather than SQL: every lake type (decimal256) stays exact.
     """
-    return CurrentStateRule(key=tuple(key), watermark=watermark).current(data)
+    return CurrentStateRule(key=tuple(key), watermark=watermark, fallback=fallback).current(data)
 
 
 def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: str | None,
-                  as_of: int | None = None) -> pa.Table:
+                  as_of: int | None = None, *, fallback: str | None = None) -> pa.Table:
     """The table as the lake holds it (after batch `as_of`, default the latest): one row per key.
 
     Each file is read where it is now (final, staging or superseded path: see `recovery.locate`).
@@ -119,7 +119,7 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
     schema = manifests[-1].schema if manifests else None
     files = [f for m in manifests for f in m.files]
     if as_of is None:
-        return latest_per_key(read_committed(store, table, files, schema=schema), key, watermark)
+        return latest_per_key(read_committed(store, table, files, schema=schema), key, watermark, fallback=fallback)
     where = locate(store, table, files)
     gone = [f for f, w in zip(files, where) if w is None]
     if gone:
@@ -128,4 +128,4 @@ def current_state(store: LakeStore, table: str, key: Sequence[str], watermark: s
             f"{store.uri(superseded_path(store, table, gone[0].path))} was removed by `replicator compact`"
         )
     data = read_files(store, [w for w in where if w is not None], schema=schema)
-    return latest_per_key(data, key, watermark)
+    return latest_per_key(data, key, watermark, fallback=fallback)

@@ -16,11 +16,12 @@ LEDGER_TABLE = "_replicator_batches"
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """What a loader needs of one table: its warehouse name, key and watermark."""
+    """What a loader needs of one table: its warehouse name, key, watermark and its NULL fallback column."""
 
     name: str
     primary_key: Sequence[str]
     watermark: str | None
+    fallback: str | None = None
 
 
 class WarehouseLoader(Protocol):

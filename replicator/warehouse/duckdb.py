@@ -144,7 +144,7 @@ class DuckDBWarehouse:
     def load_batch(self, spec: LoadSpec, seq: int, full: bool, data: pa.Table | ds.Dataset) -> int:
         target = self._qualified(spec.name)
         key = [ident(k) for k in spec.primary_key]
-        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark)
+        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark, fallback=spec.fallback)
         select_list = ", ".join([*(
             f"CAST({ident(f.name)} AS {_LOGICAL_SQL[f.metadata[LOGICAL_KEY].decode()]}) AS {ident(f.name)}"
             if f.metadata and f.metadata.get(LOGICAL_KEY, b"").decode() in _LOGICAL_SQL else ident(f.name)

@@ -285,7 +285,7 @@ class PostgresWarehouse:
         stage_defs = ", ".join(f"{_ident(f.name)} {_stage_type(f)}" for f in schema)
         cur.execute(f"CREATE TEMP TABLE {_STAGE} ({stage_defs}) ON COMMIT DROP")
         self._copy(cur, data, _STAGE, None)
-        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark)
+        rule = CurrentStateRule(key=tuple(spec.primary_key), watermark=spec.watermark, fallback=spec.fallback)
         keys = [_ident(k) for k in spec.primary_key]
         if not full:
             match = " AND ".join(f"t.{k} = s.{k}" for k in keys)

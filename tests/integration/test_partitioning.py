@@ -99,7 +99,7 @@ def test_city_and_day_folders_hold_one_value_each_and_prune(tmp_path: Path, pg_u
     assert {k: (r["city_id"], r["zone"], r["price"]) for k, r in current.items()} == _source(pg_url)
 
     # Readers prune to one city: pyarrow with the partition types, DuckDB's Hive partitioning.
-    partitioning = ds.partitioning(pa.schema([("city_id", pa.int64()), ("dt", pa.string())]), flavor="hive")
+    partitioning = ds.partitioning(pa.schema([("city_id", pa.int32()), ("dt", pa.string())]), flavor="hive")
     city = ds.dataset(str(lake / "rides"), format="parquet", partitioning=partitioning,
                       exclude_invalid_files=True, ignore_prefixes=["_"])
     fragments = list(city.get_fragments(filter=ds.field("city_id") == 2))

@@ -23,7 +23,7 @@ from ..driver_errors import Outcome, os_errno_outcome
 from ..errors import LakeError, LakeUnavailable
 
 __all__ = ["AWS_SDK_ERRORS", "BOTOCORE_TYPES", "HTTP_STATUS", "S3_CODES", "arrow_s3_codes", "boto_class",
-           "boto_code", "lake_class", "lake_error", "lake_not_found", "s3_exists"]
+           "boto_code", "boto_error", "lake_class", "lake_error", "lake_not_found", "s3_exists"]
 
 LAKE_CLASSES: dict[Outcome, type[LakeError]] = {
     Outcome.UNAVAILABLE: LakeUnavailable, Outcome.REFUSED: LakeError, Outcome.FAILED: LakeError,
@@ -91,10 +91,13 @@ def lake_class(exc: BaseException) -> type[LakeError]:
     return LAKE_CLASSES[outcome or _F]
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def lake_error(action: str, path: str, exc: BaseException) -> LakeError:
     """Translate a filesystem or S3 error into ours; transient ones are retriable."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return lake_class(exc)(f"lake: cannot {action} {path}: {text}")
+    return lake_class(exc)(f"lake: cannot {action} {path}: {_first_line(exc)}")
 
 
 def lake_not_found(exc: BaseException) -> bool:
@@ -145,6 +148,17 @@ def boto_class(exc: BaseException) -> type[LakeError]:
     if outcome is None:
         outcome = next((os_errno_outcome(e.errno) for e in _chain(exc) if isinstance(e, OSError) and e.errno), None)
     return LAKE_CLASSES[outcome or _U]
+
+
+def boto_error(action: str, exc: BaseException) -> LakeError:
+    """Translate an error from a boto3 call into ours, classed by `boto_class`.
+
+    S3's own answer is worded by its error code alone (botocore's text repeats the operation and key);
+    anything else, a wrapper included, by its first line.
+    """
+    response = getattr(exc, "response", None)
+    code = boto_code(exc)[0] if isinstance(response, dict) else ""
+    return boto_class(exc)(f"lake: cannot {action}: {code or _first_line(exc)}")
 
 
 def s3_exists(exc: BaseException) -> bool:

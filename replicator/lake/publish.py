@@ -24,11 +24,11 @@ def superseded_path(store: LakeStore, table: str, relative: str) -> str:
 
 
 def _move_all(store: LakeStore, pairs: Sequence[tuple[str, str]]) -> None:
-    if len(pairs) <= 1 or store.is_local:
+    if len(pairs) <= 1 or not store.parallel_moves:
         for src, dst in pairs:
             store.move(src, dst)
         return
-    # Object-store moves are independent copies; doing several at once hides request latency.
+    # Independent server-side copies: doing several at once hides request latency.
     with ThreadPoolExecutor(max_workers=_PARALLEL_MOVES) as pool:
         for future in [pool.submit(store.move, src, dst) for src, dst in pairs]:
             future.result()

@@ -1,19 +1,33 @@
-"""S3 specifics: a pyarrow S3FileSystem from the standard AWS environment, and conditional create."""
+"""The lake on S3 (or MinIO, moto): pyarrow's S3FileSystem for listing, reading and moving; a boto3
+client, owned by the store, for uploads and the conditional create that commits a manifest.
+
+Both are built from the standard AWS_* environment unless the caller injects them, so every store
+(and so every `Replicator`) sees the endpoint and credentials current when it was opened.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import TYPE_CHECKING
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ..errors import LakeError
-from .errors import boto_class, boto_code, s3_exists
+from .base import LakeStore
+from .errors import boto_error, s3_exists
 
-if TYPE_CHECKING:
-    from .store import LakeStore
+__all__ = ["S3Client", "S3Store", "SpooledUpload", "boto3_client", "s3_filesystem"]
+
+
+class S3Client(Protocol):
+    """The two calls the lake makes of a boto3 S3 client."""
+
+    def put_object(self, **kwargs: Any) -> Any: ...
+
+    def upload_file(self, Filename: str, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any: ...  # noqa: N803
 
 
 def s3_filesystem() -> pafs.S3FileSystem:
@@ -33,32 +47,72 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)  # type: ignore[arg-type]
 
 
-_client = None
+def boto3_client() -> S3Client:
+    """A boto3 S3 client from the AWS_* environment (boto3 reads AWS_ENDPOINT_URL itself)."""
+    import boto3
+    from botocore.config import Config
+
+    client: S3Client = boto3.client(
+        "s3",
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+    )
+    return client
 
 
-def _s3_client():  # type: ignore[no-untyped-def]
-    global _client
-    if _client is None:
-        import boto3
-        from botocore.config import Config
+@dataclass(kw_only=True, eq=False)
+class S3Store(LakeStore):
+    """A lake under `s3://bucket/prefix`; `root` is `bucket/prefix`, as pyarrow names paths.
 
-        _client = boto3.client(
-            "s3",
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
-        )
-    return _client
+    `client` is built on first use when not injected: a sync that only reads never imports boto3.
+    """
+
+    bucket: str
+    client: S3Client | None = None
+    _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    parallel_moves = True  # a move is a server-side copy and a delete, bound by request latency
+    uploads_on_close = True
+
+    def s3_client(self) -> S3Client:
+        """The store's boto3 client; safe to call from the writer's upload threads."""
+        if self.client is None:
+            # boto3 builds clients unsafely across threads, and uploads start from a pool.
+            with self._client_lock:
+                if self.client is None:
+                    self.client = boto3_client()
+        return self.client
+
+    def uri(self, path: str) -> str:
+        return f"s3://{path}"
+
+    def output_stream(self, path: str) -> SpooledUpload:
+        return SpooledUpload(path, self.s3_client())
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """PUT with If-None-Match: * so exactly one writer creates `path`; False if it existed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, key = path.partition("/")
+        try:
+            self.s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+            return True
+        except (ClientError, BotoCoreError) as exc:
+            if s3_exists(exc):
+                return False
+            raise boto_error(f"create s3://{path}", exc) from exc
 
 
 class SpooledUpload:
-    """A write-only file that is uploaded to S3 when closed.
+    """A write-only file that is uploaded to S3 by `client` when closed.
 
     Parts are spooled to a local temporary file (memory stays flat), then sent with boto3's managed
     transfer: parallel multipart for big files, a plain PUT for small ones. The object appears only
     when the upload completes, so no reader ever sees half of it.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, client: S3Client) -> None:
         self.path = path
+        self._client = client
         self._file = tempfile.NamedTemporaryFile(prefix="replicator-", suffix=".part", delete=False)  # noqa: SIM115
         self.closed = False
 
@@ -81,9 +135,9 @@ class SpooledUpload:
         self._file.close()
         try:
             bucket, _, key = self.path.partition("/")
-            _s3_client().upload_file(self._file.name, bucket, key, Config=_transfer_config())
+            self._client.upload_file(self._file.name, bucket, key, Config=_transfer_config())
         except Exception as exc:
-            raise _translate(exc, f"upload s3://{self.path}") from exc
+            raise boto_error(f"upload s3://{self.path}", exc) from exc
         finally:
             os.unlink(self._file.name)
 
@@ -103,34 +157,7 @@ class SpooledUpload:
             self.discard()
 
 
-def _transfer_config():  # type: ignore[no-untyped-def]
+def _transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=4)
-
-
-def _translate(exc: BaseException, action: str) -> LakeError:
-    """Classified by the lake's tables (lake/errors.py), through boto3's wrappers; worded by `exc` itself."""
-    from botocore.exceptions import ClientError
-
-    cls = boto_class(exc)
-    if isinstance(exc, ClientError):
-        return cls(f"lake: cannot {action}: {boto_code(exc)[0] or exc}")
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return cls(f"lake: cannot {action}: {text}")
-
-
-def s3_create_exclusive(store: LakeStore, path: str, data: bytes) -> bool:
-    """PUT with If-None-Match: * so exactly one writer creates `path`; False if it existed."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, _, key = path.partition("/")
-    try:
-        _s3_client().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-        return True
-    except ClientError as exc:
-        if s3_exists(exc):
-            return False
-        raise boto_class(exc)(f"lake: cannot create s3://{path}: {boto_code(exc)[0] or exc}") from exc
-    except BotoCoreError as exc:
-        raise boto_class(exc)(f"lake: cannot create s3://{path}: {exc}") from exc

@@ -1,11 +1,13 @@
-"""The lake's one I/O boundary: a pyarrow FileSystem plus an atomic create-if-absent."""
+"""Opening the lake by URL, and the lake on a local (or mounted) disk.
+
+`open_store` picks the implementation once, from the URL's scheme; everything after it speaks to the
+`LakeStore` protocol (lake/base.py). The S3 implementation lives in lake/s3.py.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -14,162 +16,67 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..errors import ConfigError
-from .errors import lake_error, lake_not_found
+from .base import LakeStore
+from .errors import lake_error
+from .s3 import S3Client, S3Store, s3_filesystem
 
-__all__ = ["LakeStore", "lake_error", "open_store"]
+__all__ = ["LakeStore", "LocalStore", "S3Store", "lake_error", "open_store"]
 
-@dataclass
-class LakeStore:
-    """A lake rooted at `root` on `fs`; `url` is what the user wrote."""
 
-    fs: pafs.FileSystem
-    root: str
-    url: str
-    s3_bucket: str | None = None
+@dataclass(kw_only=True, eq=False)
+class LocalStore(LakeStore):
+    """A lake in a local folder: renames are cheap and atomic, files are complete once closed."""
 
-    @property
-    def is_local(self) -> bool:
-        return self.s3_bucket is None
+    parallel_moves = False  # a rename is a metadata update; threads would only contend for the disk
+    uploads_on_close = False
 
     def uri(self, path: str) -> str:
-        """A URL of `path` that pyarrow, DuckDB and Spark accept."""
-        return f"s3://{path}" if not self.is_local else path
+        return path
 
-    def list_dir(self, path: str) -> list[pafs.FileInfo]:
-        try:
-            return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("list", path, exc) from exc
-
-    def list_files(self, path: str) -> list[pafs.FileInfo]:
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("list", path, exc) from exc
-        return [i for i in infos if i.type == pafs.FileType.File]
-
-    def exists(self, path: str) -> bool:
-        try:
-            return self.fs.get_file_info(path).type != pafs.FileType.NotFound
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("check", path, exc) from exc
-
-    def existing(self, paths: list[str]) -> set[str]:
-        """Which of `paths` exist, asked in one call."""
-        try:
-            infos = self.fs.get_file_info(paths)
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("check", paths[0] if paths else "", exc) from exc
-        return {i.path for i in infos if i.type == pafs.FileType.File}
-
-    def read_bytes(self, path: str) -> bytes:
-        try:
-            with self.fs.open_input_stream(path) as stream:
-                return bytes(stream.read())
-        except FileNotFoundError:
-            raise
-        except (OSError, pa.ArrowException) as exc:
-            if lake_not_found(exc):
-                raise FileNotFoundError(path) from exc
-            raise lake_error("read", path, exc) from exc
-
-    @contextlib.contextmanager
-    def open_output(self, path: str) -> Iterator[Any]:
-        """A stream whose object becomes visible only when closed (S3 upload completes; local file)."""
-        stream = self.output_stream(path)
-        try:
-            yield stream
-        except BaseException:
-            getattr(stream, "discard", stream.close)()
-            raise
-        try:
-            stream.close()
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("write", path, exc) from exc
+    def _make_parent(self, path: str) -> None:
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
 
     def output_stream(self, path: str) -> Any:
-        """An open stream for a long-lived writer; the caller closes it (or discards it, on S3)."""
-        if not self.is_local:
-            from .s3 import SpooledUpload
-
-            return SpooledUpload(path)
         try:
-            if self.is_local:
-                self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            self._make_parent(path)
             return self.fs.open_output_stream(path)
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", path, exc) from exc
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        with self.open_output(path) as out:
-            out.write(data)
-
     def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create `path` with `data` atomically unless it exists; False when it already did."""
-        if self.is_local:
-            return _local_create_exclusive(path, data)
-        from .s3 import s3_create_exclusive
-
-        return s3_create_exclusive(self, path, data)
-
-    def move(self, src: str, dst: str) -> None:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         try:
-            if self.is_local:
-                self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
-            self.fs.move(src, dst)
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("move", f"{src} -> {dst}", exc) from exc
-
-    def delete(self, path: str) -> None:
-        try:
-            self.fs.delete_file(path)
-        except FileNotFoundError:
-            return
-        except (OSError, pa.ArrowException) as exc:
-            if lake_not_found(exc):
-                return
-            raise lake_error("delete", path, exc) from exc
-
-    def delete_dir(self, path: str) -> None:
-        try:
-            if self.exists(path):
-                self.fs.delete_dir(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise lake_error("delete", path, exc) from exc
+            # link() fails if `path` exists, so the complete file appears atomically or not at all.
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
 
 
-def _local_create_exclusive(path: str, data: bytes) -> bool:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    try:
-        # link() fails if `path` exists, so the complete file appears atomically or not at all.
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
+def open_store(url: str, *, s3_client: S3Client | None = None) -> LakeStore:
+    """A store for `s3://bucket/prefix`, `file:///abs/path` or an absolute local folder.
 
-
-def open_store(url: str) -> LakeStore:
-    """A store for `s3://bucket/prefix`, `file:///abs/path` or an absolute local folder."""
+    An S3 store uses `s3_client` (a boto3 S3 client) when given, else builds its own from the AWS_*
+    environment on first use; its pyarrow FileSystem is built from the same environment now.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "s3":
-        from .s3 import s3_filesystem
-
         if not parsed.netloc:
             raise ConfigError(f"lake.url: {url!r} has no bucket; write s3://bucket/prefix")
         root = "/".join(p for p in (parsed.netloc, parsed.path.strip("/")) if p)
-        return LakeStore(fs=s3_filesystem(), root=root, url=url, s3_bucket=parsed.netloc)
+        return S3Store(fs=s3_filesystem(), root=root, url=url, bucket=parsed.netloc, client=s3_client)
     if parsed.scheme == "file":
-        return LakeStore(fs=pafs.LocalFileSystem(), root=os.path.abspath(parsed.path), url=url)
+        return LocalStore(fs=pafs.LocalFileSystem(), root=os.path.abspath(parsed.path), url=url)
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return LakeStore(fs=pafs.LocalFileSystem(), root=os.path.abspath(url), url=url)
+        return LocalStore(fs=pafs.LocalFileSystem(), root=os.path.abspath(url), url=url)
     raise ConfigError(
         f"lake.url: unknown scheme {parsed.scheme!r} in {url!r}; use s3://bucket/prefix, file:///path or a folder path"
     )

@@ -142,7 +142,7 @@ class BatchWriter:
             size = handle.stream.tell()
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", handle.staging_path, exc) from exc
-        if self.store.is_local:
+        if not self.store.uploads_on_close:
             handle.stream.close()
         else:
             # Uploads run beside the read of the next rows; close() waits for all of them.

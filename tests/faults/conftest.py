@@ -18,17 +18,6 @@ def pg_warehouse() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture()
-def fresh_s3_client() -> Iterator[None]:
-    """replicator.lake.s3 caches one boto3 client per process: drop it before and after a test that
-    points AWS_ENDPOINT_URL somewhere else (the fault proxy)."""
-    import replicator.lake.s3 as s3
-
-    s3._client = None
-    yield
-    s3._client = None
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if STATS["ran"]:
         terminalreporter.write_line(

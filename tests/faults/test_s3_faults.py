@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def proxy(s3_endpoint: str, fresh_s3_client: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def proxy(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     with FaultProxy(s3_endpoint, seed=20261129) as p:
         monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
         monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.01)

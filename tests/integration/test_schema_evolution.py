@@ -12,6 +12,7 @@ import pytest
 
 from replicator import Replicator, SchemaChangeError
 from replicator.lake import latest_manifest, list_manifest_seqs
+from replicator.lake.store import LocalStore
 
 from ..conftest import execute, query, write_project
 from .helpers import duckdb_rows, lake_current, rows_by_key, source_rows
@@ -29,7 +30,7 @@ def _read_whole_lake(rep: Replicator) -> tuple[pa.Table, list[tuple]]:
     root = f"{rep.lake.root}/items"
     table = ds.dataset(root, schema=schema, format="parquet", partitioning="hive", filesystem=rep.lake.fs).to_table()
     con = duckdb.connect()
-    if rep.lake.is_local:
+    if isinstance(rep.lake, LocalStore):
         rows = con.execute(f"SELECT * FROM read_parquet('{root}/*/*.parquet', union_by_name = true)").fetchall()
     else:  # DuckDB reads S3 only through its httpfs extension, which is not installed here
         con.register("lake_files", table)

@@ -230,12 +230,8 @@ def s3_denied(s3_lake: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto checks credentials from now on; the test's access key is unknown to it: real 403s over HTTP."""
     import moto.settings
 
-    from replicator.lake import s3
-
-    monkeypatch.setattr(s3, "_client", None)
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
     yield s3_lake
-    monkeypatch.setattr(s3, "_client", None)
 
 
 @pytest.mark.integration

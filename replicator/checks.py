@@ -15,7 +15,6 @@ import pyarrow as pa
 from .config import TableConfig
 from .current_state import CurrentStateRule
 from .errors import ReplicatorError
-from .extract import last_sync
 from .lake import active_manifests
 from .lake.recovery import read_committed
 from .runner import Replicator
@@ -39,7 +38,7 @@ def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     rep.recover(name)
     manifests = active_manifests(rep.lake, name)
     schema = manifests[-1].schema if manifests else None
-    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
+    rule = CurrentStateRule.of(table)
     keys = read_committed(rep.lake, name, [f for m in manifests for f in m.files], rule.columns, schema)
     return rule.current(keys).select(list(table.primary_key))
 
@@ -82,12 +81,12 @@ def check_freshness(rep: Replicator, name: str, now: dt.datetime | None = None) 
     """The last successful sync finished within the table's `freshness` (or the project default)."""
     table = rep.project.table(name)
     limit = table.freshness or rep.project.config.defaults.freshness
-    record = last_sync(rep.lake, name)
+    record = rep.table_lake(name).last_sync()
     if record is None:
         return CheckOutcome(False, f"table {name!r} has never been synced (freshness limit {limit})", {"limit_s": limit.total_seconds()})
-    finished = dt.datetime.fromisoformat(record["finished_at"])
+    finished = dt.datetime.fromisoformat(record.finished_at)
     age = (now or dt.datetime.now(dt.timezone.utc)) - finished
-    meta = {"last_sync_at": record["finished_at"], "age_s": round(age.total_seconds(), 1), "limit_s": limit.total_seconds()}
+    meta = {"last_sync_at": record.finished_at, "age_s": round(age.total_seconds(), 1), "limit_s": limit.total_seconds()}
     if age > limit:
         return CheckOutcome(False, f"last successful sync of {name!r} finished {_human(age)} ago, more than the allowed {_human(limit)}", meta)
     return CheckOutcome(True, f"last successful sync {_human(age)} ago (limit {_human(limit)})", meta)
@@ -105,7 +104,7 @@ def check_schema_drift(rep: Replicator, name: str) -> CheckOutcome:
     if table.columns is not None:
         expected = list(table.columns)
     else:
-        manifests = active_manifests(rep.lake, name)
+        manifests = rep.table_lake(name).active()
         expected = [f.name for f in manifests[-1].schema if not f.name.startswith("_")] if manifests else source_columns
     added = [c for c in source_columns if c not in expected]
     gone = [c for c in expected if c not in source_columns]

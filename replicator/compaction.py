@@ -14,17 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .lake import (
-    acquire_lease,
-    active_manifests,
-    current_state,
-    list_manifest_seqs,
-    load_manifest,
-)
-from .lake.batch import Layout, PendingBatch
+from .current_state import CurrentStateRule
+from .lake.batch import Layout
 from .lake.manifest import watermark_state
-from .lake.publish import superseded_path
-from .lake.recovery import recover
+from .lake.table import TableLake
 
 __all__ = ["CompactionResult", "compact_table"]
 
@@ -42,44 +35,31 @@ class CompactionResult:
     removed_history_files: int
 
 
-def _expired_files(rep: Any, name: str, retention: dt.timedelta, now: dt.datetime) -> list[str]:
-    """Superseded files no time-travel state inside the retention needs."""
-    store = rep.lake
-    seqs = list_manifest_seqs(store, name)
-    manifests = [load_manifest(store, name, s) for s in seqs]
-    inside = [m for m in manifests if dt.datetime.fromisoformat(m.created_at) >= now - retention]
-    first_kept = inside[0].seq if inside else manifests[-1].seq
-    # The state after `first_kept` starts at the latest full batch at or before it; older files are history.
-    base = max((m.seq for m in manifests if m.mode == "full" and m.seq <= first_kept), default=0)
-    return [superseded_path(store, name, f.path) for m in manifests if m.seq < base for f in m.files]
-
-
 def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionResult:
     table = rep.project.table(name)
-    store = rep.lake
+    lake = TableLake(rep.lake, name)
     run_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.timezone.utc)
-    with acquire_lease(store, name, run_id, rep.project.config.defaults.lease_ttl) as lease:
-        previous = recover(store, name)  # the snapshot reads the live files: they must all be in place
+    with lake.lease(run_id, rep.project.config.defaults.lease_ttl) as lease:
+        previous = lake.recover()  # the snapshot reads the live files: they must all be in place
         if previous is None:
             return CompactionResult(table=name, batch_id=None, files_before=0, files_after=0, rows_before=0,
                                     rows_after=0, removed_history_files=0)
-        chain = active_manifests(store, name)
+        chain = lake.active()
         files_before = sum(len(m.files) for m in chain)
         rows_before = sum(m.rows for m in chain)
         batch_id: int | None = None
         files_after = files_before
         rows_after = rows_before
         if files_before > 1 or rows_before != previous.rows:
-            state = current_state(store, name, table.primary_key, table.watermark, fallback=table.null_fallback)
+            state = lake.current_state(CurrentStateRule.of(table))
             schema = previous.schema
             state = state.select(schema.names).cast(schema)
             # Rows keep their load date as their partition when the table has no partition column.
             layout = Layout(partition_by=tuple(table.partition_by) or ("_loaded_at",), granularity=table.partition_granularity,
                             load_date=now.date())
-            with PendingBatch(store, name, lease=lease, previous=previous, schema=schema,
-                              config=rep.project.config.lake, layout=layout, watermark=table.watermark,
-                              fallback=table.null_fallback) as batch:
+            with lake.pending_batch(lease=lease, previous=previous, schema=schema, config=rep.project.config.lake,
+                                    layout=layout, watermark=table.watermark, fallback=table.null_fallback) as batch:
                 for part in state.to_batches(max_chunksize=rep.project.config.lake.row_group_rows):
                     batch.write(part)
                 manifest = batch.commit(mode="full", created_at=now, rows=state.num_rows,
@@ -87,9 +67,9 @@ def compact_table(rep: Any, name: str, retention: dt.timedelta) -> CompactionRes
                                         content_hash=previous.content_hash,
                                         stats={"compaction_of": [m.seq for m in chain]})
             batch_id, files_after, rows_after = manifest.seq, len(manifest.files), state.num_rows
-        expired = [p for p in _expired_files(rep, name, retention, now) if store.exists(p)]
+        expired = lake.expired_history(retention, now)
         for path in expired:
-            store.delete(path)
+            lake.delete(path)
         log.info("table %r: compacted %d files into %d; removed %d history files", name, files_before, files_after, len(expired))
         return CompactionResult(table=name, batch_id=batch_id, files_before=files_before, files_after=files_after,
                                 rows_before=rows_before, rows_after=rows_after, removed_history_files=len(expired))

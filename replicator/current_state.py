@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import watermark as wm
+
+if TYPE_CHECKING:
+    from .config import TableConfig
 
 __all__ = ["BATCH_COLUMN", "DELETED_COLUMN", "DELETED_DEFAULT", "CurrentStateRule", "Quote"]
 
@@ -52,6 +56,11 @@ class CurrentStateRule:
             raise ValueError("CurrentStateRule: the key needs at least one column")
         if self.fallback is not None and self.watermark is None:
             raise ValueError("CurrentStateRule: a fallback needs a watermark")
+
+    @classmethod
+    def of(cls, table: TableConfig) -> CurrentStateRule:
+        """The rule of a configured table: its primary key, watermark and `on_null_watermark.fallback`."""
+        return cls(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
 
     @property
     def columns(self) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -18,19 +17,12 @@ import pyarrow.compute as pc
 from . import watermark as wm
 from .catalog import Project
 from .config import TableConfig
+from .current_state import CurrentStateRule
 from .errors import SourceError
 from .evolution import evolve
-from .lake import (
-    LakeStore,
-    Manifest,
-    acquire_lease,
-    active_manifests,
-    latest_in_window,
-    paths,
-)
-from .lake.batch import Layout, PendingBatch
-from .lake.reader import manifests_reaching
-from .lake.recovery import recover as _recover
+from .lake import LakeStore, Manifest
+from .lake.partitioning import Layout
+from .lake.table import SyncRecord, TableLake
 from .reading import ReadRequest, TableSchema
 from .rereads import drop_unchanged
 from .streams import prefetch
@@ -38,7 +30,7 @@ from .streams import prefetch
 if TYPE_CHECKING:
     from .sources import SqlSource
 
-__all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema", "last_sync"]
+__all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +118,9 @@ class _Seen:
         self.max_seen = top
 
 
-def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource, store: LakeStore,
+def _plan(table: TableConfig, schema: TableSchema, source: SqlSource, lake: TableLake,
           previous: Manifest | None, full_refresh: bool) -> _Plan:
+    name = lake.name
     incremental = table.replication == "incremental" and not full_refresh
     prev_wm = wm.decode(previous.watermark) if previous is not None and incremental else None
     kind = wm.watermark_kind(schema.column(table.watermark).arrow_type) if table.watermark else None
@@ -155,13 +148,13 @@ def _plan(name: str, table: TableConfig, schema: TableSchema, source: SqlSource,
             and not table.null_fallback and not include_nulls):
         after_key = tuple(wm.decode(v) for v in previous.watermark_key)
     request = ReadRequest(table, schema, window.lower, include_nulls, chunked=window.lower is None, after_key=after_key)
-    replaced = active_manifests(store, name) if previous is not None and window.lower is None else []
+    replaced = lake.active() if previous is not None and window.lower is None else []
     known = None
     if previous is not None and window.lower is not None and after_key is None and table.watermark:
         # NULL-watermark rows can sit in any batch, so `include` compares against the whole chain.
-        recent = active_manifests(store, name) if include_nulls else manifests_reaching(store, name, window.lower)
-        known = latest_in_window(store, recent, table.primary_key, table.watermark, window.lower, include_nulls,
-                               table.null_fallback) if recent else None
+        recent = lake.active() if include_nulls else lake.reaching(window.lower)
+        rule = CurrentStateRule.of(table)
+        known = lake.latest_in_window(recent, rule, window.lower, include_nulls) if recent else None
     pending = [p for p in probes if clock is None or not p.at < clock.open_since]
     return _Plan(incremental, prev_wm, clock, bound, _carried(pending), request, known, replaced)
 
@@ -201,19 +194,20 @@ def extract_table(
     schema = source.describe(table)  # checks the source before anything is written anywhere
     current = lake_schema(schema)
     run_id = uuid.uuid4().hex
-    lake_path = store.uri(f"{store.root}/{name}")
-    with acquire_lease(store, name, run_id, project.config.defaults.lease_ttl) as lease:
-        previous = _recover(store, name)
+    lake = TableLake(store, name)
+    lake_path = lake.uri()
+    with lake.lease(run_id, project.config.defaults.lease_ttl) as lease:
+        previous = lake.recover()
         arrow = current if full_refresh else _target_schema(name, table, previous, current)
-        plan = _plan(name, table, schema, source, store, previous, full_refresh)
+        plan = _plan(table, schema, source, lake, previous, full_refresh)
         loaded_at = dt.datetime.now(dt.timezone.utc)
         layout = Layout(partition_by=tuple(table.partition_by), granularity=table.partition_granularity,
                         load_date=loaded_at.date())
         digest = hashlib.sha256()
         seen = _Seen()
         last_report = time.perf_counter()
-        with PendingBatch(store, name, lease=lease, previous=previous, schema=arrow, config=project.config.lake,
-                          layout=layout, watermark=table.watermark, fallback=table.null_fallback) as batch:
+        with lake.pending_batch(lease=lease, previous=previous, schema=arrow, config=project.config.lake,
+                                layout=layout, watermark=table.watermark, fallback=table.null_fallback) as batch:
             batches = source.read(plan.request)
             for record_batch in batches if source.reads_ahead(plan.request) else prefetch(batches):
                 data = pa.Table.from_batches([record_batch])
@@ -235,7 +229,7 @@ def extract_table(
             unchanged = content_hash is not None and previous is not None and previous.content_hash == content_hash
             if seen.rows_committed == 0 or (unchanged and not full_refresh):
                 batch.abort()
-                _record_sync(store, name, run_id, previous.seq if previous else None, seen.rows_read)
+                _record_sync(lake, run_id, previous.seq if previous else None, seen.rows_read)
                 return ExtractResult(
                     table=name, committed=False, batch_id=None, rows_read=seen.rows_read, rows_committed=0,
                     watermark_before=plan.previous_watermark, watermark_after=plan.previous_watermark, files=0,
@@ -257,7 +251,7 @@ def extract_table(
                                     rows=seen.rows_committed, watermark=watermark, replaced=plan.replaced,
                                     content_hash=content_hash,
                                     stats={"rows_read": seen.rows_read, "null_watermarks": seen.null_watermarks})
-        _record_sync(store, name, run_id, manifest.seq, seen.rows_read)
+        _record_sync(lake, run_id, manifest.seq, seen.rows_read)
         log.info("table %r: committed batch %d: %d rows in %d files", name, manifest.seq, seen.rows_committed,
                  len(manifest.files))
         return ExtractResult(
@@ -269,19 +263,9 @@ def extract_table(
         )
 
 
-def _record_sync(store: LakeStore, name: str, run_id: str, batch_id: int | None, rows_read: int) -> None:
-    record = {"run_id": run_id, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-              "batch_id": batch_id, "rows_read": rows_read}
-    store.write_bytes(paths.last_sync_path(store.root, name), json.dumps(record).encode())
-
-
-def last_sync(store: LakeStore, name: str) -> dict[str, Any] | None:
-    """The record of the table's last successful sync, if any."""
-    try:
-        data: dict[str, Any] = json.loads(store.read_bytes(paths.last_sync_path(store.root, name)))
-        return data
-    except FileNotFoundError:
-        return None
+def _record_sync(lake: TableLake, run_id: str, batch_id: int | None, rows_read: int) -> None:
+    lake.record_sync(SyncRecord(run_id=run_id, finished_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                                batch_id=batch_id, rows_read=rows_read))
 
 
 def _null_watermark_error(name: str, table: TableConfig, count: int) -> SourceError:

@@ -22,15 +22,10 @@ from .config import TableConfig
 from .current_state import CurrentStateRule
 from .duckdb_sql import ident, to_arrow
 from .errors import DeleteGuardError
-from .lake import (
-    Lease,
-    Manifest,
-    active_manifests,
-    latest_manifest,
-)
-from .lake.batch import Layout, PendingBatch
+from .lake import Lease, Manifest
+from .lake.batch import Layout
 from .lake.manifest import watermark_state
-from .lake.recovery import read_committed
+from .lake.table import TableLake
 from .sources import ReadRequest, TableSchema
 
 __all__ = ["BucketDiff", "ReconcileReport", "DeleteGuardError", "commit_deletes", "reconcile_table"]
@@ -106,11 +101,11 @@ def _source_keys(rep: Any, table: TableConfig, lake_types: pa.Schema) -> Iterato
 
 
 def _lake_keys(rep: Any, name: str, table: TableConfig) -> tuple[pa.Table, Manifest | None]:
-    manifests = active_manifests(rep.lake, name)
+    lake = TableLake(rep.lake, name)
+    manifests = lake.active()
     latest = manifests[-1] if manifests else None
-    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
-    files = [f for m in manifests for f in m.files]
-    data = read_committed(rep.lake, name, files, rule.columns, latest.schema if latest else None)
+    rule = CurrentStateRule.of(table)
+    data = lake.read([f for m in manifests for f in m.files], rule.columns, latest.schema if latest else None)
     current = rule.current(data)
     keep = list(dict.fromkeys([*table.primary_key, *([table.watermark] if table.watermark else [])]))
     return (current.select(keep) if current.num_rows else current), latest
@@ -176,11 +171,11 @@ def _partition_values(rep: Any, name: str, table: TableConfig, keys: pa.Table) -
     """
     if not table.partition_by:
         return {}
-    manifests = active_manifests(rep.lake, name)
-    files = [f for m in manifests for f in m.files]
-    rule = CurrentStateRule(key=tuple(table.primary_key), watermark=table.watermark, fallback=table.null_fallback)
+    lake = TableLake(rep.lake, name)
+    manifests = lake.active()
+    rule = CurrentStateRule.of(table)
     wanted = list(dict.fromkeys([*rule.columns, *table.partition_by]))
-    latest = rule.current(read_committed(rep.lake, name, files, wanted, manifests[-1].schema))
+    latest = rule.current(lake.read([f for m in manifests for f in m.files], wanted, manifests[-1].schema))
     order = "__replicator_marker"
     numbered = keys.append_column(order, pa.array(range(keys.num_rows), pa.int64()))
     placed = numbered.join(latest.select([*table.primary_key, *table.partition_by]), keys=list(table.primary_key),
@@ -203,16 +198,16 @@ def commit_deletes(rep: Any, name: str, lease: Lease, keys: Sequence[tuple[Any, 
             f"than delete_guard {table.delete_guard:.0%}; nothing was deleted. A partial read must never look "
             "like a mass delete: check the source, then raise delete_guard in the YAML if the deletes are real"
         )
-    store = rep.lake
+    lake = TableLake(rep.lake, name)
     lease.renew()  # the comparison before this may have taken a while
-    previous = latest_manifest(store, name)
+    previous = lake.latest()
     assert previous is not None
     schema = previous.schema
     loaded_at = dt.datetime.now(dt.timezone.utc)
     layout = Layout(partition_by=tuple(table.partition_by), granularity=table.partition_granularity, load_date=loaded_at.date())
     n = len(keys)
-    with PendingBatch(store, name, lease=lease, previous=previous, schema=schema, config=rep.project.config.lake,
-                      layout=layout, watermark=None) as batch:
+    with lake.pending_batch(lease=lease, previous=previous, schema=schema, config=rep.project.config.lake,
+                            layout=layout, watermark=None) as batch:
         columns = {k: pa.array([key[i] for key in keys], schema.field(k).type) for i, k in enumerate(table.primary_key)}
         columns.update(_partition_values(rep, name, table, pa.table(columns)))
         columns["_batch_id"] = pa.array(np.full(n, batch.seq, dtype=np.int64))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import uuid
@@ -15,21 +14,13 @@ import pyarrow as pa
 
 from . import watermark as wm
 from .catalog import Project, load_project
+from .current_state import CurrentStateRule
 from .errors import LockError, ReplicatorError
-from .extract import ExtractResult, Progress, extract_table, last_sync
-from .lake import (
-    LakeStore,
-    acquire_lease,
-    active_manifests,
-    current_state,
-    latest_manifest,
-    list_manifest_seqs,
-    load_manifest,
-)
-from .lake.lease import holder_state, read_lease, remove_lease
-from .lake.paths import last_reconcile_path
-from .lake.recovery import Recovery, recover, recover_for_reading
+from .extract import ExtractResult, Progress, extract_table
+from .lake import LakeStore
+from .lake.recovery import Recovery
 from .lake.store import open_store
+from .lake.table import ReconcileRecord, TableLake
 from .load import LoadResult, load_table
 from .warehouse import WarehouseLoader, open_warehouse
 
@@ -117,8 +108,12 @@ class Replicator:
         Every command that reads lake data calls this first; committing commands recover under the lease
         they hold instead. "busy": a live run holds the lease, nothing moved, readers find each file where it is.
         """
+        return self.table_lake(name).recover_for_reading(self.project.config.defaults.lease_ttl)
+
+    def table_lake(self, name: str) -> TableLake:
+        """Table `name`'s lake: its manifests, lease, commits, state records and reads."""
         self.project.table(name)
-        return recover_for_reading(self.lake, name, self.project.config.defaults.lease_ttl)
+        return TableLake(self.lake, name)
 
     def load(self, name: str) -> LoadResult:
         """Load every committed lake batch the warehouse has not loaded yet, in order, one transaction each."""
@@ -142,17 +137,18 @@ class Replicator:
         self.project.table(name)
         if apply_deletes:
             # One lease over compare and commit: no batch lands between the key comparison and the markers.
-            with acquire_lease(self.lake, name, uuid.uuid4().hex, self.project.config.defaults.lease_ttl) as lease:
-                recover(self.lake, name)
+            lake = self.table_lake(name)
+            with lake.lease(uuid.uuid4().hex, self.project.config.defaults.lease_ttl) as lease:
+                lake.recover()
                 report = reconcile_table(self, name)
                 if report.deleted_keys:
                     commit_deletes(self, name, lease, report.deleted_keys, report.lake_rows)
         else:
             self.recover(name)
             report = reconcile_table(self, name)
-        record = {"finished_at": dt.datetime.now(dt.timezone.utc).isoformat(), "matches": report.matches,
-                  "deleted": len(report.deleted_keys) if apply_deletes else 0}
-        self.lake.write_bytes(last_reconcile_path(self.lake.root, name), json.dumps(record).encode())
+        self.table_lake(name).record_reconcile(ReconcileRecord(
+            finished_at=dt.datetime.now(dt.timezone.utc).isoformat(), matches=report.matches,
+            deleted=len(report.deleted_keys) if apply_deletes else 0))
         return report
 
     def compact(self, name: str, retention: dt.timedelta = dt.timedelta(days=7)) -> CompactionResult:
@@ -163,22 +159,22 @@ class Replicator:
         return compact_table(self, name, retention)
 
     def _reconcile_due(self, name: str, every: dt.timedelta) -> bool:
-        try:
-            record = json.loads(self.lake.read_bytes(last_reconcile_path(self.lake.root, name)))
-        except FileNotFoundError:
+        record = self.table_lake(name).last_reconcile()
+        if record is None:
             return True
-        return dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(record["finished_at"]) >= every
+        return dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(record.finished_at) >= every
 
     def status(self, name: str) -> TableStatus:
         self.recover(name)  # its figures come from manifests, but it is often the first command after a crash
-        latest = latest_manifest(self.lake, name)
-        manifests = active_manifests(self.lake, name)
-        synced = last_sync(self.lake, name)
+        lake = self.table_lake(name)
+        latest = lake.latest()
+        manifests = lake.active()
+        synced = lake.last_sync()
         return TableStatus(
             table=name,
             last_batch_id=latest.seq if latest else None,
             watermark=wm.decode(latest.watermark) if latest else None,
-            last_sync_at=synced["finished_at"] if synced else (latest.created_at if latest else None),
+            last_sync_at=synced.finished_at if synced else (latest.created_at if latest else None),
             lake_rows=sum(m.rows for m in manifests),
             lake_bytes=sum(m.total_bytes for m in manifests),
             lake_files=sum(len(m.files) for m in manifests),
@@ -193,14 +189,14 @@ class Replicator:
         cannot be checked from here, so its lease is removed on your word. Refuses while the holder still
         runs on this machine, unless `force`.
         """
-        self.project.table(name)
-        holder = read_lease(self.lake, name)
+        lake = self.table_lake(name)
+        holder = lake.lease_holder()
         if holder is None:
             return None
-        if holder_state(holder) == "running" and not force:
+        if lake.holder_state(holder) == "running" and not force:
             raise LockError(f"table {name!r}: run {holder.get('run_id')} is still running as pid {holder.get('pid')} "
                             "on this machine; stop it first (or pass --force)")
-        remove_lease(self.lake, name)
+        lake.remove_lease()
         log.warning("table %r: removed the lease of run %s (%s, pid %s)", name, holder.get("run_id"),
                     holder.get("host"), holder.get("pid"))
         return holder
@@ -209,16 +205,10 @@ class Replicator:
         """The table's current state from the lake alone (after batch `as_of`, or as of a UTC time)."""
         table = self.project.table(name)
         self.recover(name)
-        seq = as_of if isinstance(as_of, int) or as_of is None else self._batch_at(name, as_of)
-        return current_state(self.lake, name, table.primary_key, table.watermark, seq, fallback=table.null_fallback)
-
-    def _batch_at(self, name: str, moment: dt.datetime) -> int:
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-        found = 0
-        for seq in list_manifest_seqs(self.lake, name):
-            if dt.datetime.fromisoformat(load_manifest(self.lake, name, seq).created_at) <= moment:
-                found = seq
-        return found
+        lake = self.table_lake(name)
+        seq = as_of if isinstance(as_of, int) or as_of is None else lake.batch_at(as_of)
+        rule = CurrentStateRule.of(table)
+        return lake.current_state(rule, seq)
 
 
 def _prefix(project: Project, name: str, message: str) -> str:

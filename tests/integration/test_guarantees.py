@@ -14,7 +14,6 @@ from replicator import LockError, Replicator
 from replicator.config import parse_size
 from replicator.errors import WarehouseError
 from replicator.lake import list_manifest_seqs, load_manifest
-from replicator.load import batch_dataset
 from replicator.sources import ReadRequest
 
 from ..conftest import execute, query, write_project
@@ -259,7 +258,8 @@ def test_duckdb_auto_memory_limit_follows_row_group_size(tmp_path: Path, pg_url:
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
     rep.project.config.lake.__dict__.update(row_group_rows=20000)  # row groups of ~80 MB
     assert rep.project.config.warehouse.memory_limit == "auto"
-    batch = batch_dataset(rep.lake, load_manifest(rep.lake, "events", rep.extract("events").batch_id))
+    lake = rep.table_lake("events")
+    batch = lake.batch_dataset(lake.manifest(rep.extract("events").batch_id))
     largest = max(f.metadata.row_group(i).total_byte_size for f in batch.get_fragments()
                   for i in range(f.metadata.num_row_groups))
     assert largest > 75 * 2**20

@@ -1,57 +1,61 @@
 """Asset checks: row-count parity on the warehouse; freshness, schema drift, reconciliation on the lake.
 
-One subsettable definition per kind of check, covering every table (cheap to build for many tables).
+The checks are `check_specs` of the multi-asset that materializes their table (`lake__<source>`,
+`warehouse__<source>`), not definitions of their own: an op per kind of check would give Dagster one
+input per checked table to build (2,000 for 500 tables) and a step of its own to run. They run in that
+step after its tables, for each selected check whose table did not fail there (as a check of a failed
+upstream step was skipped before); a check selected alone runs that step with no table selected.
 """
 
-# No `from __future__ import annotations`: Dagster reads these type hints at definition time.
-from collections.abc import Callable, Iterator, Mapping
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from replicator import Replicator, ReplicatorError, checks
+from replicator.errors import ReplicatorError
 
-from .assets import step_failure
-from .resources import ReplicatorResource
+if TYPE_CHECKING:
+    from replicator import Replicator, checks
 
-_Check = Callable[[Replicator, str], checks.CheckOutcome]
+    _Check = Callable[[Replicator, str], checks.CheckOutcome]
 
-# (layer, check name, what it checks, the library function, how bad a failure is)
-_CHECKS: list[tuple[str, str, str, _Check, dg.AssetCheckSeverity]] = [
+# (layer, check name, what it checks, the function of replicator.checks, how bad a failure is); the
+# functions are looked up in the step: building the definitions does not import the checks (nor pyarrow).
+_CHECKS: list[tuple[str, str, str, str, dg.AssetCheckSeverity]] = [
     ("warehouse", "row_count_parity", "warehouse rows = lake current-state rows (= source rows for full tables)",
-     checks.check_row_count_parity, dg.AssetCheckSeverity.ERROR),
+     "check_row_count_parity", dg.AssetCheckSeverity.ERROR),
     ("lake", "freshness", "the last successful sync is within the table's freshness",
-     checks.check_freshness, dg.AssetCheckSeverity.WARN),
+     "check_freshness", dg.AssetCheckSeverity.WARN),
     ("lake", "schema_drift", "source columns match the YAML (or the lake's schema when the YAML lists none)",
-     checks.check_schema_drift, dg.AssetCheckSeverity.WARN),
+     "check_schema_drift", dg.AssetCheckSeverity.WARN),
     ("lake", "reconciliation", "source and lake agree per hashed key bucket (keys and watermarks)",
-     checks.check_reconciliation, dg.AssetCheckSeverity.WARN),
+     "check_reconciliation", dg.AssetCheckSeverity.WARN),
 ]
+_BY_NAME = {name: (run, severity) for _, name, _, run, severity in _CHECKS}
 
 
-def _build(keys: Mapping[str, dg.AssetKey], check_name: str, description: str, run: _Check,
-           severity: dg.AssetCheckSeverity) -> dg.AssetChecksDefinition:
-    specs = {dg.AssetCheckKey(key, check_name): name for name, key in keys.items()}
-
-    @dg.multi_asset_check(
-        name=check_name, can_subset=True,
-        specs=[dg.AssetCheckSpec(check_name, asset=k.asset_key, description=description) for k in specs],
-    )
-    def check(context: dg.AssetCheckExecutionContext, replicator: ReplicatorResource) -> Iterator[dg.AssetCheckResult]:
-        errors: list[ReplicatorError] = []
-        with replicator.open() as rep:
-            for check_key in sorted(context.selected_asset_check_keys & specs.keys(), key=str):
-                try:
-                    outcome = run(rep, specs[check_key])
-                except ReplicatorError as exc:
-                    errors.append(exc)
-                    continue
-                yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_name, passed=outcome.passed,
-                                          description=outcome.description, metadata=outcome.metadata, severity=severity)
-        if errors:
-            raise step_failure(context, errors)
-
-    return check
+def check_specs(layer: str, keys: Collection[dg.AssetKey]) -> list[dg.AssetCheckSpec]:
+    """The checks of `layer` ("lake" or "warehouse") for each asset of `keys`."""
+    return [dg.AssetCheckSpec(name, asset=key, description=description)
+            for key in keys for check_layer, name, description, _, _ in _CHECKS if check_layer == layer]
 
 
-def table_checks(lake_keys: Mapping[str, dg.AssetKey], warehouse_keys: Mapping[str, dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
-    return [_build(warehouse_keys if layer == "warehouse" else lake_keys, *spec) for layer, *spec in _CHECKS]
+def check_results(context: dg.AssetExecutionContext, rep: Replicator, names: Mapping[dg.AssetKey, str],
+                  failed: Collection[dg.AssetKey], errors: list[ReplicatorError]) -> Iterator[dg.AssetCheckResult]:
+    """Run the step's selected checks of the tables `names` (not of those in `failed`); errors go to `errors`."""
+    for check_key in sorted(context.selected_asset_check_keys, key=str):
+        if check_key.asset_key not in names or check_key.asset_key in failed:
+            continue
+        function, severity = _BY_NAME[check_key.name]
+        run: _Check = getattr(importlib.import_module("replicator.checks"), function)
+        try:
+            outcome = run(rep, names[check_key.asset_key])
+        except ReplicatorError as exc:
+            context.log.error(f"{check_key.name} on {names[check_key.asset_key]}: {exc}")
+            errors.append(exc)
+            continue
+        yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=check_key.name, passed=outcome.passed,
+                                  description=outcome.description, metadata=outcome.metadata, severity=severity)

@@ -14,8 +14,6 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from replicator.lake import list_manifest_seqs
-
 from .resources import ReplicatorResource
 
 # The demo's 12 cities (replicator.demo_data creates them with ids 1..12); static so that no lake is read at import.
@@ -64,7 +62,7 @@ def fit_price_model(features: pa.Table) -> dict[str, Any]:
 def ride_features(context: dg.AssetExecutionContext, config: FeaturesConfig,
                   replicator: ReplicatorResource) -> dg.Output[dict[str, Any]]:
     with replicator.open() as rep:
-        seqs = list_manifest_seqs(rep.lake, "rides")
+        seqs = rep.table_lake("rides").seqs()
         batch = config.batch if config.batch is not None else (seqs[-1] if seqs else None)
         if batch is None or batch not in seqs:
             raise dg.Failure(description=f"rides has no committed lake batch {batch}; committed: {seqs}")

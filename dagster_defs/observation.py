@@ -13,19 +13,23 @@
 # No `from __future__ import annotations`: Dagster reads these type hints at definition time.
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from replicator import Replicator, ReplicatorError, TableConfig, WarehouseUnavailable
-from replicator.lake import list_manifest_seqs, load_manifest
+from replicator import TableConfig
+from replicator.errors import ReplicatorError, WarehouseUnavailable
 
 from . import translator as tr
 from .resources import ReplicatorResource
 
+if TYPE_CHECKING:  # the runner (and pyarrow) load when a sensor or step runs, not when definitions are built
+    from replicator import Replicator
+
 _LOOKBACK_EVENTS = 20  # materializations scanned for the last recorded batch id (runs that committed nothing have none)
 
 
-def source_version(rep: Replicator, table: TableConfig) -> str:
+def source_version(rep: "Replicator", table: TableConfig) -> str:
     """The source's current highest watermark (or row count for full tables): cheap, read-only."""
     import sqlalchemy as sa  # here, not at import: definitions never need it
 
@@ -66,16 +70,17 @@ def recorded_batch(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
     return 0
 
 
-def batch_events(rep: Replicator, instance: dg.DagsterInstance, name: str, lake_key: dg.AssetKey,
+def batch_events(rep: "Replicator", instance: dg.DagsterInstance, name: str, lake_key: dg.AssetKey,
                  warehouse_key: dg.AssetKey, data: tr.ReplicatorTranslatorData) -> list[dg.AssetMaterialization]:
     """Materializations for the table's batches committed (and loaded) since the ones Dagster recorded."""
     events: list[dg.AssetMaterialization] = []
-    seqs = list_manifest_seqs(rep.lake, name)
+    lake = rep.table_lake(name)
+    seqs = lake.seqs()
     if not seqs:
         return events
     reported = recorded_batch(instance, lake_key)
     if seqs[-1] > reported:
-        manifests = [load_manifest(rep.lake, name, s) for s in seqs]
+        manifests = lake.after(0)
         rows = 0
         for manifest in manifests:
             rows = manifest.rows if manifest.mode == "full" else rows + manifest.rows  # active row versions
@@ -105,6 +110,8 @@ def batches_sensor(project: str, tables: Mapping[str, tuple[dg.AssetKey, dg.Asse
                description="reports lake batches and warehouse loads made outside Dagster (CLI syncs)")
     def report(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         events: list[dg.AssetMaterialization] = []
+        from replicator import Replicator
+
         with Replicator.from_path(project) as rep:
             for name, (lake_key, warehouse_key, data) in tables.items():
                 try:

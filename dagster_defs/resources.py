@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
-from replicator import Replicator
+if TYPE_CHECKING:
+    from replicator import Replicator
 
 
 class ReplicatorResource(dg.ConfigurableResource):  # type: ignore[misc]
@@ -17,4 +20,6 @@ class ReplicatorResource(dg.ConfigurableResource):  # type: ignore[misc]
     project: str
 
     def open(self) -> Replicator:
+        from replicator import Replicator  # in the step: building the definitions needs no runner
+
         return Replicator.from_path(self.project)

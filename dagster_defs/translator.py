@@ -10,15 +10,20 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 import dagster as dg
-import pyarrow as pa
 
-from replicator import ExtractResult, LoadResult, Project, TableConfig
-from replicator.lake import Manifest
-from replicator.types import SOURCE_TYPE_KEY
+from replicator import Project, TableConfig
+
+if TYPE_CHECKING:  # loaded in the step that has results: building the definitions needs none of them
+    import pyarrow as pa
+
+    from replicator import ExtractResult, LoadResult
+    from replicator.lake import Manifest
 
 Layer = Literal["source", "lake", "warehouse"]
 
@@ -28,8 +33,19 @@ _SOURCE_KINDS = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mys
 _WAREHOUSE_KINDS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres"}
 
 
+@cache
 def _scheme(url: str) -> str:
     return urlparse(url).scheme.split("+")[0].lower()
+
+
+@cache
+def _lake_root(root: Path, url: str) -> str:
+    """The lake's base URI: the URL itself for object stores, else the absolute local folder (once per project)."""
+    url = url.rstrip("/")
+    if "://" in url and not url.startswith("file://"):
+        return url
+    path = url[len("file://"):] if url.startswith("file://") else url
+    return str((root / path).resolve())
 
 
 @dataclass(frozen=True)
@@ -58,11 +74,7 @@ class ReplicatorTranslatorData:
 
     @property
     def lake_uri(self) -> str:
-        url = self.project.config.lake.url.rstrip("/")
-        if "://" in url and not url.startswith("file://"):
-            return f"{url}/{self.name}"
-        path = url[len("file://"):] if url.startswith("file://") else url
-        return str((self.project.root / path / self.name).resolve())
+        return f"{_lake_root(self.project.root, self.project.config.lake.url)}/{self.name}"
 
     @property
     def warehouse_table(self) -> str:
@@ -118,10 +130,15 @@ class DagsterReplicatorTranslator:
 
 
 def _code_reference(data: ReplicatorTranslatorData) -> dict[str, Any]:
+    return {"dagster/code_references": _yaml_reference(data.yaml_path, data.name)}
+
+
+@lru_cache(maxsize=4096)  # the three layers of a table share one (immutable) value
+def _yaml_reference(yaml_path: str, name: str) -> dg.CodeReferencesMetadataValue:
     with warnings.catch_warnings():  # beta in 1.13, and the only way to link an asset to its YAML file
         warnings.simplefilter("ignore", dg.BetaWarning)
-        ref = dg.LocalFileCodeReference(file_path=data.yaml_path, label=f"schemas/{data.name}.yml")
-        return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[ref])}
+        ref = dg.LocalFileCodeReference(file_path=yaml_path, label=f"schemas/{name}.yml")
+        return dg.CodeReferencesMetadataValue(code_references=[ref])
 
 
 def source_pool(source: str) -> str:
@@ -138,6 +155,8 @@ def column_schema(schema: pa.Schema | None) -> dg.TableSchema | None:
     """Replicated columns with their lake (Arrow) types, and source types where known."""
     if schema is None:
         return None
+    from replicator.types import SOURCE_TYPE_KEY
+
     return dg.TableSchema(columns=[
         dg.TableColumn(f.name, str(f.type), description=(f.metadata or {}).get(SOURCE_TYPE_KEY, b"").decode() or None)
         for f in schema

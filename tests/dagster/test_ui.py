@@ -1,4 +1,5 @@
-"""The real UI: `dagster dev` serves the code location; a run launched through GraphQL shows up in Chromium."""
+"""The real UI: `dg dev` (a dg project whose defs.yaml points at the demo) and `dagster dev -m dagster_defs`
+serve the code location; a run launched through GraphQL shows up in Chromium."""
 
 from __future__ import annotations
 
@@ -32,8 +33,25 @@ def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-@pytest.fixture()
-def dagster_ui(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def _dg_project(folder: Path, demo: Path) -> list[str]:
+    """A throwaway `dg` project (pyproject.toml, <module>/defs/replicator/defs.yaml) over the demo, as a user writes it."""
+    module = "replicator_ui_project"
+    (folder / "pyproject.toml").write_text(
+        f'[tool.dg]\ndirectory_type = "project"\n[tool.dg.project]\nroot_module = "{module}"\n'
+        'code_location_name = "dagster_defs"\n')
+    defs = folder / module / "defs" / "replicator"
+    defs.mkdir(parents=True)
+    (folder / module / "__init__.py").write_text("")
+    (folder / module / "defs" / "__init__.py").write_text("")
+    (folder / module / "definitions.py").write_text(  # what `create-dagster project` writes
+        "from pathlib import Path\n\nimport dagster as dg\n\n\n@dg.definitions\ndef defs():\n"
+        "    return dg.load_from_defs_folder(project_root=Path(__file__).parent.parent)\n")
+    (defs / "defs.yaml").write_text(f"type: dagster_defs.ReplicatorComponent\nattributes:\n  project: {demo / 'replicator.yml'}\n")
+    return ["dg", "dev"]
+
+
+@pytest.fixture(params=["dg dev", "dagster dev -m dagster_defs"])
+def dagster_ui(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     demo = tmp_path / "demo"
     write_demo_project(demo)
     create_demo_database(demo / "app.db", rides=2000)
@@ -42,9 +60,16 @@ def dagster_ui(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "REPLICATOR_PROJECT": str(demo / "replicator.yml")}
+    if request.param == "dg dev":
+        assert shutil.which("dg"), "dagster-dg-cli is a dependency: pip install -e ."
+        command = _dg_project(tmp_path, demo)
+        env.pop("REPLICATOR_PROJECT")  # the Component names its project in defs.yaml
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    else:
+        command = [sys.executable, "-m", "dagster", "dev", "-m", "dagster_defs"]
     log = open(tmp_path / "dagster-dev.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "dagster_defs", "-h", "127.0.0.1", "-p", str(port)],
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"

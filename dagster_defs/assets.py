@@ -66,11 +66,11 @@ def _each_selected(context: dg.AssetExecutionContext, rep: "Replicator", names: 
         raise step_failure(context, errors)
 
 
-def lake_assets(source: str, specs: Mapping[str, dg.AssetSpec]) -> dg.AssetsDefinition:
+def lake_assets(source: str, specs: Mapping[str, dg.AssetSpec], *, iceberg: bool = False) -> dg.AssetsDefinition:
     """lake/<name> for every table of `source`: extract and commit one batch each (`specs` skippable)."""
     names = {spec.key: name for name, spec in specs.items()}
 
-    @dg.multi_asset(name=f"lake__{source}", specs=list(specs.values()), check_specs=check_specs("lake", names),
+    @dg.multi_asset(name=f"lake__{source}", specs=list(specs.values()), check_specs=check_specs("lake", names, iceberg=iceberg),
                     can_subset=True, pool=tr.source_pool(source))
     def extract(context: dg.AssetExecutionContext, config: SyncConfig,
                 replicator: ReplicatorResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:

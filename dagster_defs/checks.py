@@ -33,14 +33,19 @@ _CHECKS: list[tuple[str, str, str, str, dg.AssetCheckSeverity]] = [
      "check_schema_drift", dg.AssetCheckSeverity.WARN),
     ("lake", "reconciliation", "source and lake agree per hashed key bucket (keys and watermarks)",
      "check_reconciliation", dg.AssetCheckSeverity.WARN),
+    # Only for projects with `lake.iceberg` (see check_specs).
+    ("lake", "iceberg_published", "the Iceberg table has recorded the lake's latest committed batch",
+     "check_iceberg_published", dg.AssetCheckSeverity.WARN),
 ]
+_ICEBERG_ONLY = {"iceberg_published"}
 _BY_NAME = {name: (run, severity) for _, name, _, run, severity in _CHECKS}
 
 
-def check_specs(layer: str, keys: Collection[dg.AssetKey]) -> list[dg.AssetCheckSpec]:
-    """The checks of `layer` ("lake" or "warehouse") for each asset of `keys`."""
+def check_specs(layer: str, keys: Collection[dg.AssetKey], *, iceberg: bool = False) -> list[dg.AssetCheckSpec]:
+    """The checks of `layer` ("lake" or "warehouse") for each asset of `keys` (`iceberg`: publication is on)."""
     return [dg.AssetCheckSpec(name, asset=key, description=description)
-            for key in keys for check_layer, name, description, _, _ in _CHECKS if check_layer == layer]
+            for key in keys for check_layer, name, description, _, _ in _CHECKS
+            if check_layer == layer and (iceberg or name not in _ICEBERG_ONLY)]
 
 
 def check_results(context: dg.AssetExecutionContext, rep: Replicator, names: Mapping[dg.AssetKey, str],

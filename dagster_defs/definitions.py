@@ -64,7 +64,7 @@ def build_definitions(project_path: str | None = None, *, translator: DagsterRep
     assets: list[dg.AssetsDefinition] = []
     for source_name, layers in by_source.items():
         assets.append(source_observations(source_name, layers["source"], project.tables))
-        assets.append(lake_assets(source_name, layers["lake"]))
+        assets.append(lake_assets(source_name, layers["lake"], iceberg=project.config.lake.iceberg is not None))
         assets.append(warehouse_assets(source_name, layers["warehouse"], warehouse_tables))
     if city_models if city_models is not None else _has_demo_shape(project):
         from .cities import city_assets  # here: a project without the demo's tables never builds them

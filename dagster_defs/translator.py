@@ -109,7 +109,8 @@ class DagsterReplicatorTranslator:
         )
 
     def _lake_spec(self, data: ReplicatorTranslatorData) -> dg.AssetSpec:
-        kinds = {"parquet"} | ({"s3"} if data.lake_uri.startswith("s3://") else set())
+        kinds = ({"parquet"} | ({"s3"} if data.lake_uri.startswith("s3://") else set())
+                 | ({"iceberg"} if data.project.config.lake.iceberg is not None else set()))
         metadata: dict[str, Any] = {"dagster/uri": data.lake_uri, **_code_reference(data)}
         if data.table.columns:
             metadata["dagster/column_schema"] = dg.TableSchema(
@@ -188,6 +189,11 @@ def extract_metadata(result: ExtractResult, manifest: Manifest | None, lake_rows
         "null_watermarks": result.null_watermarks,
         "mode": result.mode,
     }
+    if result.published is not None:  # lake.iceberg: the table engines read, and the snapshot of this batch
+        meta["iceberg_table"] = result.published.identifier
+        meta["iceberg_snapshot_id"] = _or_null(result.published.snapshot_id)
+    if result.catalog_behind is not None:
+        meta["iceberg_behind"] = result.catalog_behind
     if lake_rows is not None:
         meta["dagster/row_count"] = lake_rows
     columns = column_schema(manifest.schema if manifest else None)

@@ -15,11 +15,9 @@ import pyarrow as pa
 from .config import TableConfig
 from .current_state import CurrentStateRule
 from .errors import ReplicatorError
-from .lake import active_manifests
-from .lake.recovery import read_committed
 from .runner import Replicator
 
-__all__ = ["CheckOutcome", "check_freshness", "check_reconciliation", "check_row_count_parity", "check_schema_drift",
+__all__ = ["CheckOutcome", "check_freshness", "check_iceberg_published", "check_reconciliation", "check_row_count_parity", "check_schema_drift",
            "lake_current_keys"]
 
 _SAMPLE = 5
@@ -36,10 +34,11 @@ def lake_current_keys(rep: Replicator, name: str) -> pa.Table:
     """The distinct primary keys of the lake's current state (reads key columns only)."""
     table = rep.project.table(name)
     rep.recover(name)
-    manifests = active_manifests(rep.lake, name)
+    lake = rep.table_lake(name)
+    manifests = lake.active()
     schema = manifests[-1].schema if manifests else None
     rule = CurrentStateRule.of(table)
-    keys = read_committed(rep.lake, name, [f for m in manifests for f in m.files], rule.columns, schema)
+    keys = lake.read([f for m in manifests for f in m.files], rule.columns, schema)
     return rule.current(keys).select(list(table.primary_key))
 
 
@@ -90,6 +89,20 @@ def check_freshness(rep: Replicator, name: str, now: dt.datetime | None = None) 
     if age > limit:
         return CheckOutcome(False, f"last successful sync of {name!r} finished {_human(age)} ago, more than the allowed {_human(limit)}", meta)
     return CheckOutcome(True, f"last successful sync {_human(age)} ago (limit {_human(limit)})", meta)
+
+
+def check_iceberg_published(rep: Replicator, name: str) -> CheckOutcome:
+    """The table's Iceberg table has recorded the lake's latest committed batch (`lake.iceberg`)."""
+    if rep.iceberg is None:
+        return CheckOutcome(True, "Iceberg publication is off (lake.iceberg is not set)", {})
+    latest = rep.table_lake(name).latest()
+    lake_batch = latest.seq if latest else 0
+    published = rep.iceberg.published_batch(name)
+    meta = {"lake_batch": lake_batch, "iceberg_batch": published, "iceberg_table": rep.iceberg.identifier(name)}
+    if published < lake_batch:
+        return CheckOutcome(False, f"Iceberg {rep.iceberg.identifier(name)} is at batch {published}, the lake at "
+                                   f"{lake_batch}: the next sync or `replicator publish {name}` catches up", meta)
+    return CheckOutcome(True, f"Iceberg {rep.iceberg.identifier(name)} is at the lake's batch {lake_batch}", meta)
 
 
 def check_schema_drift(rep: Replicator, name: str) -> CheckOutcome:

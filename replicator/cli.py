@@ -45,8 +45,30 @@ def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
             f"warehouse: {ld.rows_loaded:,} rows loaded, {_fmt(ld.rows_in_table)} rows in table",
             flush=True,
         )
+        if e.catalog_behind:
+            print(f"{name}: the Iceberg catalog is behind the lake (`replicator publish {name}` catches up): "
+                  f"{e.catalog_behind}", file=sys.stderr, flush=True)
     if failed:
         print(f"{failed} of {len(names)} tables failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_publish(rep: Replicator, args: argparse.Namespace) -> int:
+    if rep.iceberg is None:
+        raise ConfigError(f"{rep.project.path}: lake.iceberg is not set, so there is no Iceberg catalog to publish "
+                          "to; add `iceberg: {}` under `lake:` for the embedded SQLite catalog")
+    names = args.names or list(rep.project.tables)
+    failed = 0
+    for name in names:
+        try:
+            result = rep.publish(name, rebuild=args.rebuild)
+        except ReplicatorError as exc:
+            failed += 1
+            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
+        done = f"published batches {result.published}" if result.published else "up to date"
+        print(f"{name}: {done}; Iceberg {result.identifier} at batch {result.last_batch_id}, "
+              f"snapshot {_fmt(result.snapshot_id)}", flush=True)
     return 1 if failed else 0
 
 
@@ -178,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--full-refresh", action="store_true", help="re-read whole tables; the new batch replaces the old")
     p.set_defaults(func=cmd_sync)
+    p = sub.add_parser("publish", help="publish committed lake batches to the Iceberg catalog (lake.iceberg)")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--rebuild", action="store_true",
+                   help="drop the table's Iceberg metadata (not its files) and publish again from the manifests")
+    p.set_defaults(func=cmd_publish)
     p = sub.add_parser("status", help="per table: watermark, batches, lake and warehouse rows")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--json", action="store_true")

@@ -82,8 +82,22 @@ class SourceConfig(_Strict):
     )
 
 
+class IcebergConfig(_Strict):
+    """Publication of every committed batch to an Iceberg table (off when `lake.iceberg` is absent)."""
+
+    catalog_uri: str = Field(
+        default="sqlite:///iceberg.db",
+        description="SQLAlchemy URL of pyiceberg's SQL catalog; a relative sqlite path is beside replicator.yml",
+    )
+    catalog_name: str = Field(default="replicator", min_length=1)
+    namespace: str = Field(default="lake", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    tag_max_age: Duration = Field(default=timedelta(days=30), description="how long a batch-<id> tag is kept")
+    metadata_versions: int = Field(default=100, ge=1, description="Iceberg metadata files kept per table")
+
+
 class LakeConfig(_Strict):
     url: str
+    iceberg: IcebergConfig | None = None
     row_group_rows: int = Field(default=131_072, ge=1)
     file_max_rows: int = Field(default=1_048_576, ge=1)
     file_max_bytes: Size = Field(default=256 * 2**20, description="a file is closed once it holds this much Parquet")

@@ -16,6 +16,7 @@ sources:
     url: sqlite:///app.db
 lake:
   url: lake
+  iceberg: {}   # every committed batch also published to Iceberg (SQLite catalog iceberg.db, beside this file)
 warehouse:
   url: duckdb:///warehouse.duckdb
   schema: raw

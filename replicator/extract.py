@@ -28,6 +28,7 @@ from .rereads import drop_unchanged
 from .streams import prefetch
 
 if TYPE_CHECKING:
+    from .iceberg import PublishResult
     from .sources import SqlSource
 
 __all__ = ["ExtractResult", "Progress", "extract_table", "lake_schema"]
@@ -56,6 +57,9 @@ class ExtractResult:
     null_watermarks: int = 0
     mode: str = "incremental"
     partitions: list[str] = field(default_factory=list)
+    # Set by `Replicator.extract` when `lake.iceberg` is on: what was published, or why the catalog is behind.
+    published: PublishResult | None = None
+    catalog_behind: str | None = None
 
 
 def lake_schema(schema: TableSchema) -> pa.Schema:

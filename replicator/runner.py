@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from . import watermark as wm
 from .catalog import Project, load_project
 from .current_state import CurrentStateRule
-from .errors import LockError, ReplicatorError
+from .errors import ConfigError, LockError, ReplicatorError
 from .extract import ExtractResult, Progress, extract_table
 from .lake import LakeStore
 from .lake.recovery import Recovery
@@ -26,6 +26,7 @@ from .warehouse import WarehouseLoader, open_warehouse
 
 if TYPE_CHECKING:
     from .compaction import CompactionResult
+    from .iceberg import IcebergPublisher, PublishResult
     from .reconcile import ReconcileReport
     from .sources import SqlSource
 
@@ -73,6 +74,16 @@ class Replicator:
     def warehouse(self) -> WarehouseLoader:
         return open_warehouse(self.project.config.warehouse)
 
+    @cached_property
+    def iceberg(self) -> IcebergPublisher | None:
+        """The Iceberg publisher of `lake.iceberg`, or None when publication is off."""
+        config = self.project.config.lake.iceberg
+        if config is None:
+            return None
+        from .iceberg import IcebergPublisher  # pyiceberg only for projects that publish
+
+        return IcebergPublisher(config, self.project.root)
+
     def source(self, name: str) -> SqlSource:
         if name not in self._sources:
             # Imported here: SQLAlchemy and the drivers cost 0.2 s that load and status never need.
@@ -97,10 +108,42 @@ class Replicator:
         """Commit what changed in the source since the last batch as one lake batch."""
         table = self.project.table(name)
         try:
-            return extract_table(name, table, self.project, self.source(table.source), self.lake,
-                                 full_refresh=full_refresh, progress=progress)
+            result = extract_table(name, table, self.project, self.source(table.source), self.lake,
+                                   full_refresh=full_refresh, progress=progress)
         except ReplicatorError as exc:
             raise type(exc)(_prefix(self.project, name, str(exc))) from exc
+        if self.iceberg is None:
+            return result
+        published, behind = self._publish_after_commit(name)
+        return replace(result, published=published, catalog_behind=behind)
+
+    def publish(self, name: str, *, rebuild: bool = False) -> PublishResult:
+        """Publish every committed batch of `name` the Iceberg table has not recorded yet, under the table's lease.
+
+        `rebuild` first drops the Iceberg table's catalog entry (never a data file): it is published again
+        from the latest full batch on.
+        """
+        table = self.project.table(name)
+        if self.iceberg is None:
+            raise ConfigError(f"{self.project.path}: lake.iceberg is not set: no Iceberg catalog to publish to")
+        lake = self.table_lake(name)
+        with lake.lease(uuid.uuid4().hex, self.project.config.defaults.lease_ttl):
+            lake.recover()
+            try:
+                if rebuild:
+                    self.iceberg.drop(name)
+                return self.iceberg.publish(lake, table)
+            except ReplicatorError as exc:
+                raise type(exc)(_prefix(self.project, name, str(exc))) from exc
+
+    def _publish_after_commit(self, name: str) -> tuple[PublishResult | None, str | None]:
+        """Publication never fails the lake commit before it: a catalog that is down is caught up next time."""
+        try:
+            return self.publish(name), None
+        except ReplicatorError as exc:
+            log.warning("table %r: the Iceberg catalog is behind the lake (the next sync or `replicator publish` "
+                        "catches up): %s", name, exc)
+            return None, str(exc)
 
     def recover(self, name: str) -> Recovery:
         """Finish a publish a dead run left undone on table `name`, unless a live run holds its lease.
@@ -149,6 +192,8 @@ class Replicator:
         self.table_lake(name).record_reconcile(ReconcileRecord(
             finished_at=dt.datetime.now(dt.timezone.utc).isoformat(), matches=report.matches,
             deleted=len(report.deleted_keys) if apply_deletes else 0))
+        if apply_deletes and report.deleted_keys and self.iceberg is not None:  # the deletion markers' batch
+            self._publish_after_commit(name)
         return report
 
     def compact(self, name: str, retention: dt.timedelta = dt.timedelta(days=7)) -> CompactionResult:
@@ -156,7 +201,10 @@ class Replicator:
         from .compaction import compact_table
 
         self.project.table(name)
-        return compact_table(self, name, retention)
+        result = compact_table(self, name, retention)
+        if self.iceberg is not None and result.batch_id is not None:
+            self._publish_after_commit(name)
+        return result
 
     def _reconcile_due(self, name: str, every: dt.timedelta) -> bool:
         record = self.table_lake(name).last_reconcile()

@@ -154,6 +154,10 @@ class TableLake:
     def delete(self, path: str) -> None:
         self.store.delete(path)
 
+    def file_uri(self, file: DataFile) -> str:
+        """The URL of a committed file at its final place in the Hive layout."""
+        return self.store.uri(paths.in_table(self.store.root, self.name, file.path))
+
     def uri(self) -> str:
         return self.store.uri(paths.join(self.store.root, self.name))
 

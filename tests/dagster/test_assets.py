@@ -91,7 +91,12 @@ def test_demo_materializes_with_metadata_and_green_checks(tmp_path: Path) -> Non
     wh = _materialization(result, "warehouse", "rides")
     assert wh["rows_loaded"].value == 3000 and wh["rows_in_table"].value == 3000
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 20 and all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    # 5 tables: 3 lake checks and Iceberg publication (the demo publishes), 1 warehouse check each
+    assert len(evaluations) == 25 and all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    assert {e.asset_key.path[1] for e in evaluations if e.check_name == "iceberg_published"} == {
+        "cities", "drivers", "payments", "riders", "rides"}
+    assert lake["iceberg_table"].value == "lake.rides" and lake["iceberg_snapshot_id"].value > 0
+    assert "iceberg" in defs.resolve_asset_graph().get(dg.AssetKey(["lake", "rides"])).kinds
 
     mutate_demo_database(project.parent / "app.db")
     again = _materialize_all(defs)

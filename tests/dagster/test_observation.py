@@ -39,7 +39,7 @@ def test_specs_carry_standard_metadata_and_kinds_with_a_duckdb_warehouse(tmp_pat
     project = _demo(tmp_path / "demo")
     graph = build_definitions(str(project)).resolve_asset_graph()
     lake, wh, src = graph.get(LAKE), graph.get(WH), graph.get(dg.AssetKey(["source", "app", "rides"]))
-    assert lake.kinds == {"parquet"} and wh.kinds == {"duckdb"} and src.kinds == {"sqlite"}
+    assert lake.kinds == {"parquet", "iceberg"} and wh.kinds == {"duckdb"} and src.kinds == {"sqlite"}
     assert lake.metadata["dagster/uri"] == str((project.parent / "lake" / "rides").resolve())
     assert wh.metadata["dagster/table_name"] == "raw.rides" and src.metadata["dagster/table_name"] == "rides"
     [ref] = lake.metadata["dagster/code_references"].code_references

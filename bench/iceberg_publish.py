@@ -1,0 +1,102 @@
+"""The cost of Iceberg publication per batch: `python bench/iceberg_publish.py [--rows N]` (default 2,000,000).
+
+One PostgreSQL table (database `replicator_bench_iceberg` on the local server, made here with
+generate_series), two projects that differ only in `lake.iceberg` (off: the baseline of the same run;
+on: the SQLite catalog). For each, a fresh `replicator sync` process is timed with its peak RSS
+(/usr/bin/time) for the full first load, then again after 2% of the rows changed (the incremental batch).
+Prints a Markdown table with the extra wall time and memory of publication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ADMIN = os.environ.get("REPLICATOR_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+DB = "replicator_bench_iceberg"
+
+
+def _url(database: str) -> str:
+    return ADMIN.rsplit("/", 1)[0] + "/" + database
+
+
+def make_table(rows: int) -> None:
+    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB}"))
+        conn.execute(sa.text(f"CREATE DATABASE {DB}"))
+    admin.dispose()
+    engine = sa.create_engine(_url(DB))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
+            " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
+            " updated_at timestamptz NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
+            " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
+            " now() - interval '2 hours' FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(sa.text("ANALYZE rides"))
+    engine.dispose()
+
+
+def change_two_percent(rows: int) -> None:
+    engine = sa.create_engine(_url(DB))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rides SET status = 'completed', updated_at = now() - interval '1 minute'"
+                             " WHERE id % 50 = 0"))
+    engine.dispose()
+
+
+def project(folder: Path, iceberg: bool) -> Path:
+    (folder / "schemas").mkdir(parents=True)
+    (folder / "replicator.yml").write_text(
+        f"sources:\n  app:\n    url: '{_url(DB)}'\nlake:\n  url: lake\n" + ("  iceberg: {}\n" if iceberg else "")
+        + "warehouse:\n  url: duckdb:///warehouse.duckdb\n")
+    (folder / "schemas" / "rides.yml").write_text(
+        "source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\npartition_by: created_at\n")
+    return folder / "replicator.yml"
+
+
+def timed_sync(path: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one `replicator sync rides` process."""
+    out = subprocess.run(["/usr/bin/time", "-f", "BENCH %e %M", sys.executable, "-m", "replicator", "--project",
+                          str(path), "sync", "rides"], capture_output=True, text=True, check=True)
+    line = [x for x in out.stderr.splitlines() if x.startswith("BENCH ")][-1]
+    seconds, kib = line.split()[1:]
+    return float(seconds), int(kib)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    make_table(args.rows)
+    print(f"made {args.rows:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {on: project(Path(tmp) / ("on" if on else "off"), on) for on in (False, True)}
+        results: dict[tuple[str, bool], tuple[float, int]] = {}
+        for on in (False, True):
+            results[("full", on)] = timed_sync(paths[on])
+        change_two_percent(args.rows)
+        for on in (False, True):
+            results[("2% incremental", on)] = timed_sync(paths[on])
+    print(f"| batch ({args.rows:,} rows) | sync, plain Parquet | sync + Iceberg publication | extra time | peak RSS plain | peak RSS Iceberg |")
+    print("|---|---|---|---|---|---|")
+    for batch in ("full", "2% incremental"):
+        (t0, m0), (t1, m1) = results[(batch, False)], results[(batch, True)]
+        print(f"| {batch} | {t0:.2f} s | {t1:.2f} s | +{t1 - t0:.2f} s ({(t1 - t0) / t0:+.0%}) | {m0 / 1024:.0f} MiB "
+              f"| {m1 / 1024:.0f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -127,6 +127,8 @@ class IcebergPublisher:
         try:
             table = self._table(lake, table_config)
             last = self.last_published(table)
+            if last:
+                table = self._tag(table, last)
             pending = lake.after(last)
             fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
             if fulls:  # a full batch replaces everything before it: earlier pending batches are history only
@@ -194,12 +196,19 @@ class IcebergPublisher:
                 tx.delete(AlwaysTrue(), snapshot_properties=properties)
             if uris:
                 tx.add_files(uris, snapshot_properties=properties, check_duplicate_files=False)
-        table = table.refresh()
-        snapshot = table.current_snapshot()
-        if snapshot is not None:
-            table.manage_snapshots().create_tag(snapshot.snapshot_id, tag_name(manifest.seq),
-                                                max_ref_age_ms=int(self.config.tag_max_age.total_seconds() * 1000)
-                                                ).commit()
+        return self._tag(table.refresh(), manifest.seq)
+
+    def _tag(self, table: Table, seq: int) -> Table:
+        """Tag the snapshot that published batch `seq` (a separate commit: a crash before it is repaired
+        by the next publication, which tags its last published batch if it has no tag)."""
+        if tag_name(seq) in table.refs():
+            return table
+        snapshots = [s for s in table.snapshots() if s.summary is not None and s.summary.get(BATCH_KEY) == str(seq)]
+        if not snapshots:
+            return table
+        table.manage_snapshots().create_tag(snapshots[-1].snapshot_id, tag_name(seq),
+                                            max_ref_age_ms=int(self.config.tag_max_age.total_seconds() * 1000)
+                                            ).commit()
         return table.refresh()
 
 

@@ -107,9 +107,20 @@ def test_every_batch_is_published_once_and_reads_as_the_source(tmp_path: Path, p
         "(PARTITION BY id ORDER BY _batch_id DESC, updated_at DESC) = 1 AND NOT _deleted)").fetchone()
     assert distinct == total == 310
 
+    # polars reads the Iceberg table itself (scan_iceberg over the pyiceberg table): the same current state.
+    import polars as pl
+
+    scanned = pl.scan_iceberg(table).collect().to_arrow()
+    assert scanned.num_rows == change.num_rows and _current(scanned) == _source(pg_url)
+
     # Publishing again finds nothing to do, and doubles nothing.
     assert rep.publish("rides").published == []
     assert _batch_ids(_iceberg(tmp_path)) == [1, 2]
+    # A crash between a batch's data commit and its tag commit: the next publication tags it.
+    table.manage_snapshots().remove_tag("batch-2").commit()
+    assert "batch-2" not in _iceberg(tmp_path).refs()
+    assert rep.publish("rides").published == []
+    assert _iceberg(tmp_path).refs()["batch-2"].snapshot_id == table.refs()["main"].snapshot_id
 
 
 def test_a_full_refresh_replaces_the_iceberg_table_in_one_commit(tmp_path: Path, pg_url: str) -> None:

@@ -1,76 +1,90 @@
-"""The library is layered: no cycle among the module-level imports of `replicator` (a reader following
-`replicator sync` top-down never has to come back to a module it left to understand the one it is in).
-
-Imports inside functions (the lazy ones that keep SQLAlchemy, pyiceberg and the runner out of commands
-that do not need them) and under `if TYPE_CHECKING:` do not count: they run after every module loaded.
-"""
+"""One-way dependencies: the library never imports Dagster (dagster_defs builds on it); load and status never import SQLAlchemy."""
 
 from __future__ import annotations
 
 import ast
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
+import replicator
+from replicator import Replicator
 
-PACKAGE = Path(__file__).resolve().parents[2] / "replicator"
+from ..conftest import write_project
+
+PACKAGE = Path(replicator.__file__).resolve().parent
 
 
-def _modules() -> dict[str, Path]:
-    found = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+def _is_dagster(module: str | None) -> bool:
+    return module is not None and (module == "dagster" or module.startswith(("dagster.", "dagster_")))
+
+
+def dagster_imports(path: Path) -> list[str]:
+    """`file:line: module` for each import of dagster or a dagster_* package in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"{path}:{node.lineno}: {a.name}" for a in node.names if _is_dagster(a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_dagster(node.module):
+            found.append(f"{path}:{node.lineno}: {node.module}")
     return found
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        if isinstance(node, ast.ImportFrom):
-            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
-            target = ".".join(base + ([node.module] if node.module else []))
-            for alias in node.names:
-                sub = f"{target}.{alias.name}"
-                found.add(sub if sub in modules else target)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {m for m in found if m in modules and m != name}
+def test_scanner_finds_dagster_imports(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import os\nimport dagster as dg\nfrom dagster_dlt import x\n"
+        "def f():\n    from dagster.components import y\nfrom .dagster import z\nimport dagsterish\n"
+    )
+    assert [line.split(": ", 1)[1] for line in dagster_imports(sample)] == [
+        "dagster",
+        "dagster_dlt",
+        "dagster.components",
+    ]
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
-            return found
-    return None
+def test_no_module_under_replicator_imports_dagster() -> None:
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert PACKAGE / "cli.py" in files and PACKAGE / "lake" / "paths.py" in files
+    offenders = [hit for f in files for hit in dagster_imports(f)]
+    assert offenders == []
 
 
-def test_the_library_has_no_import_cycle() -> None:
-    modules = _modules()
-    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
-    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+def test_importing_the_library_does_not_load_dagster() -> None:
+    code = (
+        "import replicator, replicator.cli, replicator.runner, sys; "
+        "print(any(m.startswith('dagster') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("graph, expected", [
-    ({"a": {"b"}, "b": {"a"}}, ["a", "b", "a"]),
-    ({"a": {"b"}, "b": set()}, None),
-])
-def test_the_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: list[str] | None) -> None:
-    assert _cycle(graph) == expected
+def test_commands_that_open_no_source_do_not_import_sqlalchemy(tmp_path: Path) -> None:
+    """Loading the warehouse from the lake and `status` never touch a source: they start without SQLAlchemy."""
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as con:
+        con.execute("CREATE TABLE rides (id INTEGER PRIMARY KEY, price NUMERIC(12, 2), updated_at TIMESTAMP)")
+        con.executemany("INSERT INTO rides VALUES (?, ?, ?)",
+                        [(i, f"{i}.25", f"2026-01-0{1 + i % 5} 10:00:00") for i in range(1, 101)])
+    project = write_project(
+        tmp_path / "project", sources={"app": f"sqlite:///{app}"}, lake=str(tmp_path / "lake"),
+        warehouse=f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+        tables={"rides": "source: app\ntable: rides\nprimary_key: [id]\nwatermark: updated_at\n"},
+    )
+    with Replicator.from_path(project) as rep:
+        assert rep.extract("rides").rows_committed == 100
+    code = (
+        "import sys; from replicator import Replicator; from replicator.cli import main\n"
+        f"rep = Replicator.from_path({str(project)!r})\n"
+        "loaded = rep.load('rides').rows_loaded; rep.close()\n"
+        f"status = main(['--project', {str(project)!r}, 'status'])\n"
+        "print(loaded, status, 'sqlalchemy' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "100 0 False"

@@ -69,15 +69,20 @@ def _unsupported(schema: pa.Schema) -> list[str]:
 class IcebergPublisher:
     """Publishes a project's tables to one catalog; opened lazily (a sync that publishes nothing needs none)."""
 
-    def __init__(self, config: IcebergConfig, project_root: Path) -> None:
+    def __init__(self, config: IcebergConfig, project_root: Path, *, lake_url: str) -> None:
         self.config = config
         self.root = project_root
+        self.lake_url = lake_url
 
     @cached_property
     def catalog(self) -> Catalog:
         from pyiceberg.catalog.sql import SqlCatalog
 
         uri = self.config.catalog_uri
+        if uri.startswith("sqlite") and "://" in self.lake_url and not self.lake_url.startswith("file://"):
+            log.warning("lake.iceberg: a SQLite catalog file beside an object-store lake is state on this machine "
+                        "only; a step on another worker (Dagster's Kubernetes executor) publishes to a catalog of its "
+                        "own. Use a PostgreSQL catalog_uri for such a lake.")
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             uri = f"sqlite:///{(self.root / uri[len('sqlite:///'):]).resolve()}"  # beside replicator.yml
         try:

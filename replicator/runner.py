@@ -82,7 +82,7 @@ class Replicator:
             return None
         from .iceberg import IcebergPublisher  # pyiceberg only for projects that publish
 
-        return IcebergPublisher(config, self.project.root)
+        return IcebergPublisher(config, self.project.root, lake_url=self.project.config.lake.url)
 
     def source(self, name: str) -> SqlSource:
         if name not in self._sources:

@@ -9,13 +9,18 @@ __all__ = ["validate_live"]
 
 
 def validate_live(rep: Replicator) -> list[str]:
-    """Check lake and warehouse URLs, then each table against its source (table, key, watermark, columns)."""
+    """Check lake, Iceberg catalog and warehouse, then each table against its source (table, key, watermark, columns)."""
     problems: list[str] = []
     for check in (lambda: rep.lake, lambda: rep.warehouse):
         try:
             check()
         except ConfigError as exc:
             problems += [f"{rep.project.path}: {line}" for line in exc.problems]
+    if rep.iceberg is not None:
+        try:
+            rep.iceberg.catalog  # noqa: B018 - opening it is the check (and creates its tables on first use)
+        except ReplicatorError as exc:
+            problems.append(f"{rep.project.path}: lake.iceberg.catalog_uri: {exc}")
     unreachable: dict[str, str] = {}
     for name, table in rep.project.tables.items():
         file = rep.project.table_files[name]

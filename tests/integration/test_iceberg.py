@@ -186,7 +186,8 @@ def test_postgresql_catalog(tmp_path: Path, pg_url: str) -> None:
 
 
 @pytest.mark.integration
-def test_s3_lake_published_and_read_over_http(tmp_path: Path, pg_url: str, s3_lake: str) -> None:
+def test_s3_lake_published_and_read_over_http(tmp_path: Path, pg_url: str, s3_lake: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     from replicator.iceberg import file_io_properties
 
     _setup(pg_url)
@@ -201,6 +202,8 @@ def test_s3_lake_published_and_read_over_http(tmp_path: Path, pg_url: str, s3_la
     assert table.location() == f"{s3_lake}/rides"
     assert _batch_ids(table) == [1, 2]  # the deletion markers are batch 2
     assert _current(table.scan().to_arrow()) == _source(pg_url)
+    # A SQLite file beside an S3 lake works here, but is said loudly to be this machine's state only.
+    assert "state on this machine only" in caplog.text and "PostgreSQL catalog_uri" in caplog.text
 
 
 def test_an_added_column_evolves_the_iceberg_schema(tmp_path: Path, pg_url: str) -> None:
@@ -258,3 +261,14 @@ def test_a_type_iceberg_lacks_is_refused_naming_the_column(tmp_path: Path, mysql
     err = capsys.readouterr().err
     assert "Iceberg has no type for hits (uint64)" in err and "behind" in err
     assert main(["--project", str(path), "publish", "counters"]) == 1
+
+
+def test_validate_names_an_unreachable_catalog(tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _setup(pg_url)
+    project = _project(tmp_path, pg_url, catalog_uri=f"sqlite:///{tmp_path / 'missing' / 'iceberg.db'}")
+    assert main(["--project", str(project), "validate"]) == 1
+    err = capsys.readouterr().err
+    assert f"{project}: lake.iceberg.catalog_uri: iceberg: cannot open the Iceberg catalog 'replicator'" in err
+    assert not (tmp_path / "lake").exists()  # nothing was written
+    (tmp_path / "missing").mkdir()
+    assert main(["--project", str(project), "validate"]) == 0

@@ -240,7 +240,7 @@ def load_project(explicit: str | os.PathLike[str] | None = None, *, environ: Map
 
 
 def _absolutize(config: ProjectConfig, root: Path) -> ProjectConfig:
-    """Make relative sqlite/duckdb/local-lake paths relative to replicator.yml, not the working directory."""
+    """Make relative sqlite/duckdb/local-lake paths (the Iceberg catalog's too) relative to replicator.yml."""
 
     def fix_db_url(url: str) -> str:
         for prefix in ("sqlite:///", "duckdb:///"):
@@ -254,10 +254,13 @@ def _absolutize(config: ProjectConfig, root: Path) -> ProjectConfig:
     if "://" not in lake_url:
         lake_url = str(resolve_path(root, lake_url).resolve())
     sources = {n: s.model_copy(update={"url": fix_db_url(s.url)}) for n, s in config.sources.items()}
+    iceberg = config.lake.iceberg
+    if iceberg is not None:
+        iceberg = iceberg.model_copy(update={"catalog_uri": fix_db_url(iceberg.catalog_uri)})
     return config.model_copy(
         update={
             "sources": sources,
-            "lake": config.lake.model_copy(update={"url": lake_url}),
+            "lake": config.lake.model_copy(update={"url": lake_url, "iceberg": iceberg}),
             "warehouse": config.warehouse.model_copy(update={"url": fix_db_url(config.warehouse.url)}),
         }
     )

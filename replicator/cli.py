@@ -54,9 +54,7 @@ def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
 
 
 def cmd_publish(rep: Replicator, args: argparse.Namespace) -> int:
-    if rep.iceberg is None:
-        raise ConfigError(f"{rep.project.path}: lake.iceberg is not set, so there is no Iceberg catalog to publish "
-                          "to; add `iceberg: {}` under `lake:` for the embedded SQLite catalog")
+    rep.require_iceberg()  # before any table: a missing lake.iceberg is one ConfigError (exit 2)
     names = args.names or list(rep.project.tables)
     failed = 0
     for name in names:

@@ -17,10 +17,8 @@ column), catalogs other than pyiceberg's SQL catalog.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -28,6 +26,7 @@ import pyarrow as pa
 from .config import IcebergConfig, TableConfig
 from .errors import LakeError, LakeUnavailable, ReplicatorError
 from .lake.manifest import Manifest
+from .lake.s3 import aws_endpoint, aws_region
 from .lake.table import TableLake
 
 if TYPE_CHECKING:
@@ -69,9 +68,8 @@ def _unsupported(schema: pa.Schema) -> list[str]:
 class IcebergPublisher:
     """Publishes a project's tables to one catalog; opened lazily (a sync that publishes nothing needs none)."""
 
-    def __init__(self, config: IcebergConfig, project_root: Path, *, lake_url: str) -> None:
+    def __init__(self, config: IcebergConfig, *, lake_url: str) -> None:
         self.config = config
-        self.root = project_root
         self.lake_url = lake_url
 
     @cached_property
@@ -83,8 +81,6 @@ class IcebergPublisher:
             log.warning("lake.iceberg: a SQLite catalog file beside an object-store lake is state on this machine "
                         "only; a step on another worker (Dagster's Kubernetes executor) publishes to a catalog of its "
                         "own. Use a PostgreSQL catalog_uri for such a lake.")
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            uri = f"sqlite:///{(self.root / uri[len('sqlite:///'):]).resolve()}"  # beside replicator.yml
         try:
             catalog = SqlCatalog(self.config.catalog_name, uri=uri, init_catalog_tables="true", **file_io_properties())
             catalog.create_namespace_if_not_exists(self.config.namespace)
@@ -134,10 +130,7 @@ class IcebergPublisher:
             last = self.last_published(table)
             if last:
                 table = self._tag(table, last)
-            pending = lake.after(last)
-            fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
-            if fulls:  # a full batch replaces everything before it: earlier pending batches are history only
-                pending = pending[fulls[-1]:]
+            pending = lake.to_apply_after(last)
             for manifest in pending:
                 table = self._publish_one(lake, table, manifest)
             snapshot = table.current_snapshot()
@@ -153,6 +146,7 @@ class IcebergPublisher:
 
     def _table(self, lake: TableLake, table_config: TableConfig) -> Table:
         from pyiceberg.exceptions import NoSuchTableError
+        from pyiceberg.transforms import IdentityTransform
 
         try:
             return self.catalog.load_table(self.identifier(lake.name))
@@ -176,7 +170,7 @@ class IcebergPublisher:
             for column in table_config.partition_by or ["_loaded_at"]:
                 transform = _transform(latest.schema.field(column).type, table_config.partition_granularity)
                 # A date column's field is named for its folder (dt=), an identity one for its column.
-                spec.add_field(column, transform, column if transform.__class__.__name__ == "IdentityTransform" else "dt")
+                spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
         tx.commit_transaction()
         return self.catalog.load_table(self.identifier(lake.name))
 
@@ -223,11 +217,11 @@ def file_io_properties() -> dict[str, str]:
     Nothing secret is passed: a catalog's properties can end up in its logs or its own tables.
     """
     props: dict[str, str] = {}
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = aws_endpoint()
     if endpoint:
         props["s3.endpoint"] = endpoint
         props["s3.force-virtual-addressing"] = "false"
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = aws_region()
     if region:
         props["s3.region"] = region
     return props

@@ -33,10 +33,7 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
     started = time.perf_counter()
     last = warehouse.last_loaded_seq(name)
     lake = TableLake(store, name)
-    pending = lake.after(last)
-    fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
-    if fulls:
-        pending = pending[fulls[-1]:]
+    pending = lake.to_apply_after(last)
     spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
     rows = 0
     for manifest in pending:

@@ -82,7 +82,7 @@ class Replicator:
             return None
         from .iceberg import IcebergPublisher  # pyiceberg only for projects that publish
 
-        return IcebergPublisher(config, self.project.root, lake_url=self.project.config.lake.url)
+        return IcebergPublisher(config, lake_url=self.project.config.lake.url)
 
     def source(self, name: str) -> SqlSource:
         if name not in self._sources:
@@ -117,6 +117,13 @@ class Replicator:
         published, behind = self._publish_after_commit(name)
         return replace(result, published=published, catalog_behind=behind)
 
+    def require_iceberg(self) -> IcebergPublisher:
+        """The Iceberg publisher; a ConfigError saying what to add when `lake.iceberg` is not set."""
+        if self.iceberg is None:
+            raise ConfigError(f"{self.project.path}: lake.iceberg is not set, so there is no Iceberg catalog to "
+                              "publish to; add `iceberg: {}` under `lake:` for the embedded SQLite catalog")
+        return self.iceberg
+
     def publish(self, name: str, *, rebuild: bool = False) -> PublishResult:
         """Publish every committed batch of `name` the Iceberg table has not recorded yet, under the table's lease.
 
@@ -124,15 +131,14 @@ class Replicator:
         from the latest full batch on.
         """
         table = self.project.table(name)
-        if self.iceberg is None:
-            raise ConfigError(f"{self.project.path}: lake.iceberg is not set: no Iceberg catalog to publish to")
+        publisher = self.require_iceberg()
         lake = self.table_lake(name)
         with lake.lease(uuid.uuid4().hex, self.project.config.defaults.lease_ttl):
             lake.recover()
             try:
                 if rebuild:
-                    self.iceberg.drop(name)
-                return self.iceberg.publish(lake, table)
+                    publisher.drop(name)
+                return publisher.publish(lake, table)
             except ReplicatorError as exc:
                 raise type(exc)(_prefix(self.project, name, str(exc))) from exc
 

@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from .base import LakeStore
 from .errors import boto_error, s3_exists
 
-__all__ = ["S3Client", "S3Store", "SpooledUpload", "boto3_client", "s3_filesystem"]
+__all__ = ["S3Client", "S3Store", "SpooledUpload", "aws_endpoint", "aws_region", "boto3_client", "s3_filesystem"]
 
 
 class S3Client(Protocol):
@@ -30,13 +30,22 @@ class S3Client(Protocol):
     def upload_file(self, Filename: str, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any: ...  # noqa: N803
 
 
+def aws_region() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def aws_endpoint() -> str | None:
+    """The S3 endpoint of an S3-compatible store (MinIO, moto), as boto3 reads it; None: AWS itself."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
     """Credentials, region and endpoint from AWS_* variables, so MinIO and moto work unchanged."""
     kwargs: dict[str, object] = {}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = aws_region()
     if region:
         kwargs["region"] = region
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = aws_endpoint()
     if endpoint:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path

@@ -77,6 +77,13 @@ class TableLake:
         """Every manifest committed after batch `seq`, in order."""
         return [self.manifest(s) for s in self.seqs() if s > seq]
 
+    def to_apply_after(self, seq: int) -> list[Manifest]:
+        """The manifests after batch `seq` a follower (warehouse, Iceberg) applies: from the latest full one on,
+        since a full batch replaces everything before it."""
+        pending = self.after(seq)
+        fulls = [i for i, m in enumerate(pending) if m.mode == "full"]
+        return pending[fulls[-1]:] if fulls else pending
+
     def batch_at(self, moment: dt.datetime) -> int:
         """The last batch committed at or before `moment` (0: none)."""
         moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

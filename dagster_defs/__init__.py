@@ -12,7 +12,7 @@ import os
 import dagster as dg
 
 from .component import ReplicatorComponent
-from .definitions import build_definitions
+from .definitions import build_definitions, collector_paused
 from .translator import DagsterReplicatorTranslator, ReplicatorTranslatorData
 
 __all__ = ["DagsterReplicatorTranslator", "ReplicatorComponent", "ReplicatorTranslatorData", "build_definitions", "defs"]
@@ -20,4 +20,8 @@ __all__ = ["DagsterReplicatorTranslator", "ReplicatorComponent", "ReplicatorTran
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(os.environ.get("REPLICATOR_PROJECT"))
+    with collector_paused():
+        definitions = build_definitions(os.environ.get("REPLICATOR_PROJECT"))
+        # What the code server asks of it first (Dagster caches it on the object), while the collector rests.
+        definitions.resolve_asset_graph()
+        return definitions

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .config import IcebergConfig, TableConfig
-from .errors import LakeError, LakeUnavailable, ReplicatorError
+from .errors import LakeError, ReplicatorError
+from .lake.errors import catalog_error
 from .lake.manifest import Manifest
 from .lake.s3 import aws_endpoint, aws_region
 from .lake.table import TableLake
@@ -85,7 +86,7 @@ class IcebergPublisher:
             catalog = SqlCatalog(self.config.catalog_name, uri=uri, init_catalog_tables="true", **file_io_properties())
             catalog.create_namespace_if_not_exists(self.config.namespace)
         except Exception as exc:
-            raise _catalog_error(exc, f"open the Iceberg catalog {self.config.catalog_name!r}") from exc
+            raise catalog_error(f"open the Iceberg catalog {self.config.catalog_name!r}", exc) from exc
         return catalog
 
     def identifier(self, name: str) -> str:
@@ -111,7 +112,7 @@ class IcebergPublisher:
         except ReplicatorError:
             raise
         except Exception as exc:
-            raise _catalog_error(exc, f"read {self.identifier(name)}") from exc
+            raise catalog_error(f"read {self.identifier(name)}", exc) from exc
 
     def last_published(self, table: Table) -> int:
         """The highest batch id any snapshot of `table` records (0: none)."""
@@ -137,7 +138,7 @@ class IcebergPublisher:
         except ReplicatorError:
             raise
         except Exception as exc:
-            raise _catalog_error(exc, f"publish {identifier}") from exc
+            raise catalog_error(f"publish {identifier}", exc) from exc
         if pending:
             log.info("table %r: published batches %s to Iceberg %s", lake.name, [m.seq for m in pending], identifier)
         return PublishResult(table=lake.name, identifier=identifier, published=[m.seq for m in pending],
@@ -233,13 +234,3 @@ def _transform(arrow_type: pa.DataType, granularity: str) -> Any:
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         return {"day": DayTransform(), "month": MonthTransform(), "year": YearTransform()}[granularity]
     return IdentityTransform()
-
-
-def _catalog_error(exc: BaseException, action: str) -> LakeError:
-    """A catalog that cannot be reached is retriable; anything else (a conflict included) is not."""
-    import sqlalchemy.exc
-
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    cls = LakeUnavailable if isinstance(exc, (sqlalchemy.exc.OperationalError, OSError, ConnectionError)) else LakeError
-    return cls(f"iceberg: cannot {action}: {text}")
-

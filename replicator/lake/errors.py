@@ -8,6 +8,8 @@ One table per client, keyed by what the client attaches to its errors:
     pyarrow S3FileSystem           AWS SDK error name, then HTTP status     AWS_SDK_ERRORS, HTTP_STATUS
                                    (parsed, see `arrow_s3_codes`)
     OSError (local disk, sockets)  errno                                    driver_errors.OS_ERRNOS
+    Iceberg SQL catalog            SQLSTATE of the DBAPI error, then        driver_errors.SQLSTATES,
+      (SQLAlchemy)                 SQLAlchemy's exception type              CATALOG_TYPES
 
 Nothing is decided by a path: a key such as `part-00000500-...` or `_manifests/...00000500.json` says
 nothing about the failure.
@@ -19,11 +21,12 @@ import errno
 import re
 from collections.abc import Iterator
 
-from ..driver_errors import Outcome, os_errno_outcome
+from ..driver_errors import Outcome, libpq_refusal, os_errno_outcome, sqlstate_outcome
 from ..errors import LakeError, LakeUnavailable
 
-__all__ = ["AWS_SDK_ERRORS", "BOTOCORE_TYPES", "HTTP_STATUS", "S3_CODES", "arrow_s3_codes", "boto_class",
-           "boto_code", "boto_error", "lake_class", "lake_error", "lake_not_found", "s3_exists"]
+__all__ = ["AWS_SDK_ERRORS", "BOTOCORE_TYPES", "CATALOG_TYPES", "HTTP_STATUS", "S3_CODES", "arrow_s3_codes",
+           "boto_class", "boto_code", "boto_error", "catalog_class", "catalog_error", "lake_class", "lake_error",
+           "lake_not_found", "s3_exists"]
 
 LAKE_CLASSES: dict[Outcome, type[LakeError]] = {
     Outcome.UNAVAILABLE: LakeUnavailable, Outcome.REFUSED: LakeError, Outcome.FAILED: LakeError,
@@ -165,3 +168,36 @@ def s3_exists(exc: BaseException) -> bool:
     """True when a conditional create failed because the object exists (or another create of it is under way)."""
     code, status = boto_code(exc)
     return code in _S3_EXISTS_CODES or status in _S3_EXISTS_STATUS
+
+
+# -- Iceberg catalog ----------------------------------------------------------------------------------------
+# SQLAlchemy's exception classes (PEP 249's), by name along the MRO -> outcome, for a DBAPI error without a
+# SQLSTATE (sqlite3's, or libpq's refused connection). OperationalError is the database that cannot be
+# reached or is busy (connection refused, `database is locked`); anything else is a permanent failure.
+CATALOG_TYPES: dict[str, Outcome] = {
+    "OperationalError": _U, "InterfaceError": _U, "TimeoutError": _U, "DisconnectionError": _U,
+}
+
+
+def catalog_class(exc: BaseException) -> type[LakeError]:
+    """The class of an error from the Iceberg catalog (pyiceberg's SQL catalog, its metadata files).
+
+    The SQLSTATE of the DBAPI error SQLAlchemy wraps (a PostgreSQL catalog) first, or libpq's refusal
+    of the connection, then SQLAlchemy's type; a file-level error of the catalog's metadata (pyarrow's local or S3 filesystem) as the lake's.
+    Anything else, pyiceberg's own refusals and a commit conflict included, is permanent: the next
+    publication starts again from the table's own last batch.
+    """
+    orig = getattr(exc, "orig", None)
+    outcome = sqlstate_outcome(getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None))
+    if outcome is None and type(orig).__module__.startswith("psycopg2") and libpq_refusal(str(orig)):
+        outcome = Outcome.REFUSED  # a wrong role, password or database: libpq keeps its SQLSTATE
+    if outcome is None and type(exc).__module__.startswith("sqlalchemy"):
+        outcome = next((CATALOG_TYPES[c.__name__] for c in type(exc).__mro__ if c.__name__ in CATALOG_TYPES), None)
+    if outcome is None and isinstance(exc, OSError):
+        return lake_class(exc)
+    return LAKE_CLASSES[outcome or _F]
+
+
+def catalog_error(action: str, exc: BaseException) -> LakeError:
+    """Translate an Iceberg catalog error into ours, classed by `catalog_class`."""
+    return catalog_class(exc)(f"iceberg: cannot {action}: {_first_line(exc)}")

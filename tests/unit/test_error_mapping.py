@@ -324,3 +324,43 @@ def test_real_duckdb_lock_is_unavailable(tmp_path: Path) -> None:
         assert type(caught.value) is WarehouseUnavailable
     finally:
         holder.communicate("", timeout=30)
+
+
+# -- lake: the Iceberg catalog --------------------------------------------------------------------------------
+def _sql_catalog_error(uri: str) -> BaseException:
+    """What pyiceberg's SQL catalog raises when it opens `uri`."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    with pytest.raises(Exception) as caught:
+        SqlCatalog("replicator", uri=uri, init_catalog_tables="true").create_namespace_if_not_exists("lake")
+    return caught.value
+
+
+def test_real_unreachable_catalogs_are_retriable(tmp_path: Path) -> None:
+    for uri in (f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/x",
+                f"sqlite:///{tmp_path / 'no-such-folder' / 'iceberg.db'}"):
+        error = lake_errors.catalog_error("open the Iceberg catalog 'replicator'", _sql_catalog_error(uri))
+        assert type(error) is LakeUnavailable and error.retriable, (uri, error)
+        assert str(error).startswith("iceberg: cannot open the Iceberg catalog 'replicator': ")
+
+
+@pytest.mark.integration
+def test_real_unknown_catalog_database_is_permanent() -> None:
+    uri = f"postgresql+psycopg2://postgres@127.0.0.1:5432/no_such_db_{uuid.uuid4().hex[:6]}"
+    error = lake_errors.catalog_error("open", _sql_catalog_error(uri))
+    assert type(error) is LakeError and not error.retriable, error
+
+
+def test_catalog_errors_by_sqlstate_then_type() -> None:
+    from pyiceberg.exceptions import CommitFailedException
+
+    class _PgError(Exception):
+        pgcode = "40001"  # serialization_failure: another publisher's commit
+
+    denied = type("_Denied", (Exception,), {"pgcode": "42501"})()
+    assert lake_errors.catalog_class(sa.exc.OperationalError("select", {}, _PgError())) is LakeUnavailable
+    assert lake_errors.catalog_class(sa.exc.OperationalError("select", {}, denied)) is LakeError
+    assert lake_errors.catalog_class(sa.exc.IntegrityError("insert", {}, Exception())) is LakeError
+    assert lake_errors.catalog_class(CommitFailedException("branch main has changed")) is LakeError
+    assert lake_errors.catalog_class(_arrow_s3_error(PART_500, "ACCESS_DENIED")) is LakeError
+    assert lake_errors.catalog_class(_arrow_s3_error(MANIFEST_500, "SLOW_DOWN")) is LakeUnavailable

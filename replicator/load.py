@@ -31,14 +31,16 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
     A full batch replaces everything before it, so loading starts at the latest full batch pending.
     """
     started = time.perf_counter()
-    last = warehouse.last_loaded_seq(name)
-    lake = TableLake(store, name)
-    pending = lake.to_apply_after(last)
-    spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
-    rows = 0
-    for manifest in pending:
-        rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", lake.batch_dataset(manifest))
-        log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
+    with warehouse.session():
+        last = warehouse.last_loaded_seq(name)
+        lake = TableLake(store, name)
+        pending = lake.to_apply_after(last)
+        spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
+        rows = 0
+        for manifest in pending:
+            rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", lake.batch_dataset(manifest))
+            log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
+        in_table = warehouse.row_count(name)
     return LoadResult(table=name, batches=[m.seq for m in pending], rows_loaded=rows,
-                      rows_in_table=warehouse.row_count(name), duration_s=time.perf_counter() - started)
+                      rows_in_table=in_table, duration_s=time.perf_counter() - started)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +48,10 @@ class WarehouseLoader(Protocol):
 
     def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
         """The primary keys present in the table (for reconciliation)."""
+        ...
+
+    def session(self) -> AbstractContextManager[None]:
+        """Calls inside may share one connection (a table's load); it is released at the end."""
         ...
 
     def close(self) -> None: ...

@@ -9,7 +9,7 @@ type, after at most an Arrow cast (see `_wire_type`, `_wire_column`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
@@ -193,6 +193,9 @@ class PostgresWarehouse:
             raise postgres_warehouse_error(exc, "use") from exc
         finally:
             con.close()
+
+    def session(self) -> AbstractContextManager[None]:
+        return nullcontext()  # a connection per call: a server connects in milliseconds and holds no file lock
 
     def _qualified(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table))

@@ -50,17 +50,20 @@ def step_failure(context: dg.AssetExecutionContext | dg.AssetCheckExecutionConte
 
 
 def _each_selected(context: dg.AssetExecutionContext, rep: "Replicator", names: Mapping[dg.AssetKey, str],
-                   run: Callable[[str], dict[str, object]]) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Materialize each selected table, then run the selected checks of those that did not fail."""
+                   run: Callable[[str], dict[str, object]], *, workers: int | None = 1,
+                   ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Materialize each selected table (`workers` at once; None: the project's max_concurrent_tables), then
+    run the selected checks of those that did not fail."""
     errors: list[ReplicatorError] = []
     failed: set[dg.AssetKey] = set()
-    for key in sorted(context.selected_asset_keys & names.keys()):
-        try:
-            yield dg.MaterializeResult(asset_key=key, metadata=run(names[key]))
-        except ReplicatorError as exc:
-            context.log.error(str(exc))
-            errors.append(exc)
-            failed.add(key)
+    keys = {names[key]: key for key in sorted(context.selected_asset_keys & names.keys())}
+    for name, outcome in rep.each_table(list(keys), run, workers):
+        if isinstance(outcome, ReplicatorError):
+            context.log.error(str(outcome))
+            errors.append(outcome)
+            failed.add(keys[name])
+        else:
+            yield dg.MaterializeResult(asset_key=keys[name], metadata=outcome)
     yield from check_results(context, rep, names, failed, errors)
     if errors:
         raise step_failure(context, errors)
@@ -85,7 +88,7 @@ def lake_assets(source: str, specs: Mapping[str, dg.AssetSpec], *, iceberg: bool
                 rows = sum(m.rows for m in lake.active())
                 return tr.extract_metadata(result, manifest, rows)
 
-            yield from _each_selected(context, rep, names, one)
+            yield from _each_selected(context, rep, names, one, workers=None)
 
     return extract
 

@@ -22,19 +22,30 @@ def _print_progress(table: str, rows: int, rate: float) -> None:
     print(f"  {table}: {rows:,} rows so far ({rate:,.0f} rows/s)", file=sys.stderr, flush=True)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tables, 1 or more")
+    return value
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
 def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
     names = args.names or list(rep.project.tables)
-    failed = 0
     for name in names:
-        try:
-            result = rep.sync(name, full_refresh=args.full_refresh, progress=_print_progress)
-        except ReplicatorError as exc:
+        rep.project.table(name)  # an unknown name is a ConfigError before any table starts
+    failed = 0
+    for name, result in rep.sync_many(names, full_refresh=args.full_refresh, progress=_print_progress,
+                                      workers=args.jobs):
+        if isinstance(result, ReplicatorError):
             failed += 1
-            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            print(f"{name}: FAILED: {result}", file=sys.stderr, flush=True)
             continue
         e, ld = result.extract, result.load
         batch = f"batch {e.batch_id}" if e.committed else "no new batch"
@@ -197,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="sync tables (default: all): source -> lake -> warehouse")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--full-refresh", action="store_true", help="re-read whole tables; the new batch replaces the old")
+    p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                   help="tables extracted at once (default: defaults.max_concurrent_tables, 4)")
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("publish", help="publish committed lake batches to the Iceberg catalog (lake.iceberg)")
     p.add_argument("names", nargs="*", metavar="NAME")

@@ -17,8 +17,8 @@ column), catalogs other than pyiceberg's SQL catalog.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -72,9 +72,17 @@ class IcebergPublisher:
     def __init__(self, config: IcebergConfig, *, lake_url: str) -> None:
         self.config = config
         self.lake_url = lake_url
+        self._catalog: Catalog | None = None
+        self._catalog_lock = threading.Lock()  # tables synced side by side publish through one catalog
 
-    @cached_property
+    @property
     def catalog(self) -> Catalog:
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = self._open_catalog()
+            return self._catalog
+
+    def _open_catalog(self) -> Catalog:
         from pyiceberg.catalog.sql import SqlCatalog
 
         uri = self.config.catalog_uri

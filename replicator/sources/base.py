@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -83,6 +84,7 @@ class SqlSource:
         self.name = name
         self.config = config
         self._engine = engine
+        self._engine_lock = threading.Lock()
 
     # -- hooks --------------------------------------------------------------------------------
     @contextmanager
@@ -117,9 +119,10 @@ class SqlSource:
     # -- shared ---------------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.config.url, f"source {self.name!r}")
-        return self._engine
+        with self._engine_lock:  # one pool for the tables read side by side
+            if self._engine is None:
+                self._engine = make_engine(self.config.url, f"source {self.name!r}")
+            return self._engine
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

@@ -1,0 +1,76 @@
+"""`replicator sync` runs tables side by side (`defaults.max_concurrent_tables`, `--jobs`): a table the
+source keeps waiting does not hold up the others, and every table arrives whole, once.
+
+The wait is real: another session holds an ACCESS EXCLUSIVE lock on one source table, so its extract's
+first query queues behind the lock on the server while the others are read, committed and loaded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import psycopg2
+import pytest
+
+from ..conftest import execute, query, write_project
+
+pytestmark = pytest.mark.integration
+
+TABLES = ["blocked", *(f"t{i}" for i in range(1, 6))]
+
+
+def _table_yml(name: str) -> str:
+    return f"source: app\ntable: public.{name}\nprimary_key: [id]\nwatermark: updated_at\n"
+
+
+def _waiting_on_a_lock(pg_url: str, table: str) -> bool:
+    rows = query(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                         f"AND datname = current_database() AND query LIKE '%{table}%'")
+    return bool(rows[0][0])
+
+
+def test_a_blocked_table_does_not_hold_up_the_others(tmp_path: Path, pg_url: str) -> None:
+    for i, name in enumerate(TABLES):
+        execute(pg_url, f"CREATE TABLE {name} (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL)",
+                f"INSERT INTO {name} SELECT g, g * {i + 1}.25, now() - interval '1 hour' "
+                f"FROM generate_series(1, {200 + i * 50}) g")
+    project = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", source_options="lock_timeout: 2m",
+                            tables={name: _table_yml(name) for name in TABLES})
+    holder = psycopg2.connect(pg_url.replace("postgresql+psycopg2://", "postgresql://"))
+    holder.cursor().execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
+    child = subprocess.Popen([sys.executable, "-m", "replicator", "--project", str(project), "sync", "--jobs", "3",
+                              *TABLES], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        done = []
+        while len(done) < len(TABLES) - 1:  # every table but the blocked one, while it is blocked
+            line = child.stdout.readline()
+            assert line, f"the sync ended early: {child.stderr.read() if child.stderr else ''}"
+            done.append(line.split(":", 1)[0])
+        assert sorted(done) == TABLES[1:], done
+        assert child.poll() is None and _waiting_on_a_lock(pg_url, "blocked")
+    finally:
+        holder.rollback()
+        holder.close()
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert out.startswith("blocked: ") and "Traceback" not in err
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as wh:
+        for name in TABLES:
+            source = query(pg_url, f"SELECT count(*), sum(amount) FROM {name}")[0]
+            count, keys, total = wh.execute(f"SELECT count(*), count(DISTINCT id), sum(amount) FROM raw.{name}").fetchone()
+            assert (count, total) == tuple(source) and keys == count, name
+
+
+def test_jobs_must_be_a_positive_number(tmp_path: Path, pg_url: str) -> None:
+    project = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", tables={})
+    result = subprocess.run([sys.executable, "-m", "replicator", "--project", str(project), "sync", "--jobs", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--jobs: '0' is not a whole number of tables, 1 or more" in result.stderr
+    assert not (tmp_path / "lake").exists()

@@ -10,7 +10,6 @@ Prints a Markdown table with the extra wall time and memory of publication.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,22 +17,13 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from pg_scratch import fresh_database, url
 
-ADMIN = os.environ.get("REPLICATOR_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 DB = "replicator_bench_iceberg"
 
 
-def _url(database: str) -> str:
-    return ADMIN.rsplit("/", 1)[0] + "/" + database
-
-
 def make_table(rows: int) -> None:
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB}"))
-        conn.execute(sa.text(f"CREATE DATABASE {DB}"))
-    admin.dispose()
-    engine = sa.create_engine(_url(DB))
+    engine = fresh_database(DB)
     with engine.begin() as conn:
         conn.execute(sa.text(
             "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
@@ -48,7 +38,7 @@ def make_table(rows: int) -> None:
 
 
 def change_two_percent(rows: int) -> None:
-    engine = sa.create_engine(_url(DB))
+    engine = sa.create_engine(url(DB))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE rides SET status = 'completed', updated_at = now() - interval '1 minute'"
                              " WHERE id % 50 = 0"))
@@ -58,7 +48,7 @@ def change_two_percent(rows: int) -> None:
 def project(folder: Path, iceberg: bool) -> Path:
     (folder / "schemas").mkdir(parents=True)
     (folder / "replicator.yml").write_text(
-        f"sources:\n  app:\n    url: '{_url(DB)}'\nlake:\n  url: lake\n" + ("  iceberg: {}\n" if iceberg else "")
+        f"sources:\n  app:\n    url: '{url(DB)}'\nlake:\n  url: lake\n" + ("  iceberg: {}\n" if iceberg else "")
         + "warehouse:\n  url: duckdb:///warehouse.duckdb\n")
     (folder / "schemas" / "rides.yml").write_text(
         "source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\npartition_by: created_at\n")

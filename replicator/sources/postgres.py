@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from ..types import Unrepresentable
 from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
-from .postgres_arrow import arrow_path_available, read_chunk_arrow
+from .postgres_arrow import AdbcConnections, arrow_path_available, read_chunk_arrow
 from .session import postgres_session, set_config_call
 from .typemap import NON_FINITE_REMEDY
 
@@ -60,6 +60,7 @@ class PostgresSource(SqlSource):
     dialect = "postgresql"
     _warned_privilege = False
     use_arrow = True  # the ADBC fast path where it is exact; tests compare it with the row path
+    _adbc: AdbcConnections | None = None
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -75,8 +76,21 @@ class PostgresSource(SqlSource):
 
     def read_chunk(self, request: ReadRequest, after: tuple[Any, ...] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
         if self.use_arrow and arrow_path_available(request.schema, after):
-            return read_chunk_arrow(self, request, after, limit)
+            return read_chunk_arrow(self, self._adbc_connections(), request, after, limit)
         return super().read_chunk(request, after, limit)
+
+    def _adbc_connections(self) -> AdbcConnections:
+        url = self.engine.url  # before the lock: the engine takes it too
+        with self._engine_lock:
+            if self._adbc is None:
+                self._adbc = AdbcConnections(self.name, url.set(drivername="postgresql").render_as_string(
+                    hide_password=False))
+            return self._adbc
+
+    def close(self) -> None:
+        if self._adbc is not None:
+            self._adbc.close()
+        super().close()
 
     def clock_sql(self) -> str:
         return "SELECT clock_timestamp()"

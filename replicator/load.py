@@ -25,15 +25,23 @@ class LoadResult:
     duration_s: float
 
 
-def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: WarehouseLoader) -> LoadResult:
+def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: WarehouseLoader,
+               loaded: tuple[int, int | None] | None = None) -> LoadResult:
     """Load every committed batch the warehouse has not loaded yet (the caller recovered the lake first).
 
     A full batch replaces everything before it, so loading starts at the latest full batch pending.
+    `loaded`: the table's (last batch loaded, rows) read earlier by `loaded_tables`; when the lake has
+    nothing after that batch the warehouse is not opened. The ledger only grows, so an earlier reading
+    can make a load look due when another process has done it (the ledger is read again inside), never
+    the other way.
     """
     started = time.perf_counter()
+    lake = TableLake(store, name)
+    if loaded is not None and not lake.to_apply_after(loaded[0]):
+        return LoadResult(table=name, batches=[], rows_loaded=0, rows_in_table=loaded[1],
+                          duration_s=time.perf_counter() - started)
     with warehouse.session():
         last = warehouse.last_loaded_seq(name)
-        lake = TableLake(store, name)
         pending = lake.to_apply_after(last)
         spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
         rows = 0

@@ -176,8 +176,8 @@ class Replicator:
         self.recover(name)
         return self._load(name)
 
-    def _load(self, name: str) -> LoadResult:
-        return load_table(name, self.project.table(name), self.lake, self.warehouse)
+    def _load(self, name: str, loaded: tuple[int, int | None] | None = None) -> LoadResult:
+        return load_table(name, self.project.table(name), self.lake, self.warehouse, loaded)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self._extract_and_reconcile(name, full_refresh=full_refresh, progress=progress)
@@ -194,12 +194,16 @@ class Replicator:
         def extract(name: str) -> ExtractResult:
             return self._extract_and_reconcile(name, full_refresh=full_refresh, progress=progress)
 
+        try:
+            loaded = self.warehouse.loaded_tables() if len(names) > 1 else {}
+        except ReplicatorError:
+            loaded = {}  # each table's load reports it
         for name, extracted in self.each_table(names, extract, workers):
             if isinstance(extracted, ReplicatorError):
                 yield name, extracted
                 continue
             try:
-                yield name, SyncResult(extract=extracted, load=self._load(name))
+                yield name, SyncResult(extract=extracted, load=self._load(name, loaded.get(name)))
             except ReplicatorError as exc:
                 yield name, exc
 

@@ -46,6 +46,14 @@ class WarehouseLoader(Protocol):
         """Rows in the table, None if it does not exist yet."""
         ...
 
+    def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
+        """Per table in the ledger: the highest batch id loaded and the rows in its table (None: gone).
+
+        One look at the whole warehouse, so that a sync of many tables opens it only for those with a
+        batch to load (opening a DuckDB file of 200 tables and closing it was 30 ms per table).
+        """
+        ...
+
     def keys(self, table: str, primary_key: Sequence[str]) -> pa.Table:
         """The primary keys present in the table (for reconciliation)."""
         ...

@@ -164,6 +164,22 @@ class DuckDBWarehouse:
             ).fetchone()
             return int(row[0]) if row else 0
 
+    def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
+        if self._missing():
+            return {}
+        with self._connect() as con:
+            if not self._exists(con, LEDGER_TABLE):
+                return {}
+            ledger = dict(con.execute(f"SELECT table_name, last_loaded_seq FROM {self._qualified(LEDGER_TABLE)}").fetchall())
+            present = {row[0] for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [self.schema]).fetchall()}
+            names = [n for n in ledger if n in present]
+            counts: dict[str, int] = {}
+            if names:
+                counts = dict(con.execute(" UNION ALL ".join(
+                    f"SELECT ? AS name, count(*) FROM {self._qualified(n)}" for n in names), names).fetchall())
+        return {n: (int(seq), counts.get(n)) for n, seq in ledger.items()}
+
     def row_count(self, table: str) -> int | None:
         if self._missing():
             return None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -55,8 +55,9 @@ class DuckDBWarehouse:
         self.path = path
         self.schema = schema
         self.memory_limit = memory_limit
-        self._in_session = False
-        self._held: duckdb.DuckDBPyConnection | None = None
+        # Per thread: a table's load holds a connection in the thread that loads, while extracts on other
+        # threads may count rows (reconcile) on connections of their own; a connection is one thread's.
+        self._local = threading.local()
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -66,33 +67,35 @@ class DuckDBWarehouse:
         each of the three calls a load makes (ledger, batch, count), 0.85 s of 2.8 s for 12 small tables.
         A load holds the file for itself only, so other processes open it between tables. One thread's.
         """
-        if self._in_session:
+        local = self._local
+        if getattr(local, "in_session", False):
             yield
             return
-        self._in_session = True
+        local.in_session = True
         try:
             yield
         finally:
-            self._in_session = False
-            held, self._held = self._held, None
+            local.in_session = False
+            held, local.held = getattr(local, "held", None), None
             if held is not None:
                 held.close()
 
     def _open(self, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        con = getattr(self._local, "held", None)
+        if con is None:
+            try:
+                # No config at connect: the threads of one process share the file's database, and DuckDB
+                # refuses a second connection whose config differs from the first's.
+                con = duckdb.connect(self.path)
+            except duckdb.Error as exc:  # an IOException here is another process's single-writer lock: retriable
+                raise duckdb_class(exc, "connect")(f"warehouse: cannot open {self.path}: {str(exc).splitlines()[0]}") from exc
+            if getattr(self._local, "in_session", False):
+                self._local.held = con
         # An in-memory database has nowhere to spill, so it keeps DuckDB's default (80% of RAM).
-        config: dict[str, Any] = {"memory_limit": memory_limit} if memory_limit and self.path != ":memory:" else {}
-        if self._held is not None:
-            if config:  # a size, re-rendered as bytes from its parsed value: no text from the YAML
-                self._held.execute(f"SET memory_limit = '{parse_size(memory_limit)}B'")
-            return self._held
-        try:
-            con = duckdb.connect(self.path, config=config)
-        except duckdb.Error as exc:  # an IOException here is another process's single-writer lock: retriable
-            raise duckdb_class(exc, "connect")(f"warehouse: cannot open {self.path}: {str(exc).splitlines()[0]}") from exc
-        if self._in_session:
-            self._held = con
+        if memory_limit and self.path != ":memory:":  # re-rendered as bytes from its parsed value: no YAML text
+            con.execute(f"SET memory_limit = '{parse_size(memory_limit)}B'")
         return con
 
     @contextmanager
@@ -110,7 +113,7 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             raise duckdb_class(exc, "use")(f"warehouse {self.path}: {str(exc).splitlines()[0]}") from exc
         finally:
-            if con is not self._held:
+            if con is not getattr(self._local, "held", None):
                 con.close()
 
     def _load_memory_limit(self, data: pa.Table | ds.Dataset) -> str | None:

@@ -105,3 +105,28 @@ def test_a_batch_an_earlier_run_left_unloaded_is_loaded_by_the_next_sync_of_many
         for name in ("t1", "t3"):
             assert wh.execute(f"SELECT count(*), count(DISTINCT id), sum(amount) FROM raw.{name}").fetchone() == (
                 50, 50, sum(range(1, 51)))
+
+
+def test_hard_deletes_found_by_reconcile_reach_the_warehouse_when_tables_run_side_by_side(
+        tmp_path: Path, pg_url: str) -> None:
+    """Each table's reconcile runs on its extract's thread (and counts the warehouse's rows there) while
+    other tables are being loaded on the main thread: every deletion arrives, nothing else changes."""
+    names = [f"t{i}" for i in range(1, 7)]
+    for name in names:
+        execute(pg_url, f"CREATE TABLE {name} (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL)",
+                f"INSERT INTO {name} SELECT g, g, now() - interval '1 hour' FROM generate_series(1, 200) g")
+    yml = "delete_detection: reconcile\nreconcile_every: 0s\ndelete_guard: 0.5\n"
+    project = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",
+                            tables={n: _table_yml(n) + yml for n in names})
+    sync = [sys.executable, "-m", "replicator", "--project", str(project), "sync", "--jobs", "4"]
+    assert subprocess.run(sync, capture_output=True, text=True, timeout=120).returncode == 0
+    for i, name in enumerate(names):
+        execute(pg_url, f"DELETE FROM {name} WHERE id % 10 = {i}")
+    result = subprocess.run(sync, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as wh:
+        for name in names:
+            source = query(pg_url, f"SELECT count(*), sum(amount) FROM {name}")[0]
+            assert wh.execute(f"SELECT count(*), count(DISTINCT id), sum(amount) FROM raw.{name}").fetchone() == (
+                180, 180, source[1]), name

@@ -14,6 +14,9 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
+from pyiceberg.catalog import sql as pyiceberg_sql
+
+from replicator import Replicator
 
 from ..conftest import execute, query, write_project
 
@@ -88,8 +91,6 @@ def test_a_batch_an_earlier_run_left_unloaded_is_loaded_by_the_next_sync_of_many
     sync = [sys.executable, "-m", "replicator", "--project", str(project), "sync", "--jobs", "2"]
     assert subprocess.run(sync, capture_output=True, text=True, timeout=120).returncode == 0
     execute(pg_url, "UPDATE t2 SET amount = 0, updated_at = now() - interval '30 minutes' WHERE id <= 5")
-    from replicator import Replicator
-
     with Replicator.from_path(project) as rep:
         assert rep.extract("t2").rows_committed == 5  # committed to the lake; the warehouse never loaded it
 
@@ -130,3 +131,27 @@ def test_hard_deletes_found_by_reconcile_reach_the_warehouse_when_tables_run_sid
             source = query(pg_url, f"SELECT count(*), sum(amount) FROM {name}")[0]
             assert wh.execute(f"SELECT count(*), count(DISTINCT id), sum(amount) FROM raw.{name}").fetchone() == (
                 180, 180, source[1]), name
+
+
+def test_tables_side_by_side_are_each_published_to_iceberg_once_per_batch(tmp_path: Path, pg_url: str) -> None:
+    """Publication runs on each extract's thread, several at once against one SQLite catalog."""
+    names = [f"t{i}" for i in range(1, 9)]
+    for name in names:
+        execute(pg_url, f"CREATE TABLE {name} (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL)",
+                f"INSERT INTO {name} SELECT g, g, now() - interval '1 hour' FROM generate_series(1, 300) g")
+    project = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"),
+                            warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", tables={n: _table_yml(n) for n in names})
+    lake = f"  url: '{tmp_path / 'lake'}'\n"
+    project.write_text(project.read_text().replace(lake, lake + "  iceberg: {}\n"))
+    sync = [sys.executable, "-m", "replicator", "--project", str(project), "sync", "--jobs", "4"]
+    for _ in range(2):
+        result = subprocess.run(sync, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "behind" not in result.stdout + result.stderr, result.stderr
+        execute(pg_url, *[f"UPDATE {n} SET amount = 0, updated_at = now() - interval '30 minutes' WHERE id <= 9"
+                          for n in names])
+    catalog = pyiceberg_sql.SqlCatalog("replicator", uri=f"sqlite:///{tmp_path / 'iceberg.db'}")
+    for name in names:
+        table = catalog.load_table(f"lake.{name}")
+        assert len(table.snapshots()) == 2, name
+        change = table.scan().to_arrow()  # every row version: the full batch and the first update's
+        assert change.num_rows == 300 + 9, name

@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--full-refresh", action="store_true", help="re-read whole tables; the new batch replaces the old")
     p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
-                   help="tables extracted at once (default: defaults.max_concurrent_tables, 4)")
+                   help="tables extracted at once (default: defaults.max_concurrent_tables, else the CPUs, at most 4)")
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("publish", help="publish committed lake batches to the Iceberg catalog (lake.iceberg)")
     p.add_argument("names", nargs="*", metavar="NAME")

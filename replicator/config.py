@@ -131,8 +131,9 @@ class Defaults(_Strict):
         default="stopped", description="Dagster schedules start stopped (Dagster's convention) unless set to running"
     )
     lease_ttl: Duration = Field(default=timedelta(hours=1))
-    max_concurrent_tables: int = Field(
-        default=4, ge=1, description="tables a `replicator sync` (or one source's lake step in Dagster) extracts at once"
+    max_concurrent_tables: int | None = Field(
+        default=None, ge=1, description="tables a `replicator sync` (or one source's lake step in Dagster) extracts "
+        "at once; default: the CPUs this process may use, at most 4"
     )
 
 

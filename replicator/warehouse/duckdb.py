@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 from ..config import parse_size
 from ..current_state import CurrentStateRule
 from ..duckdb_sql import ident, to_arrow
+from ..machine import usable_cpus
 from ..types import LOGICAL_KEY
 from .base import LEDGER_TABLE, LoadSpec
 from .errors import duckdb_class
@@ -133,7 +134,7 @@ class DuckDBWarehouse:
                 meta = fragment.metadata  # the footer only
                 for i in range(meta.num_row_groups):
                     largest = max(largest, meta.row_group(i).total_byte_size)
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = usable_cpus()
         return f"{max(_AUTO_FLOOR_MIB, math.ceil((threads + 2) * largest / 2**20))}MiB"
 
     def _qualified(self, table: str) -> str:

@@ -38,7 +38,8 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
     started = time.perf_counter()
     lake = TableLake(store, name)
     if loaded is not None and not lake.to_apply_after(loaded[0]):
-        return LoadResult(table=name, batches=[], rows_loaded=0, rows_in_table=loaded[1],
+        in_table = loaded[1] if loaded[1] is not None else warehouse.row_count(name)
+        return LoadResult(table=name, batches=[], rows_loaded=0, rows_in_table=in_table,
                           duration_s=time.perf_counter() - started)
     with warehouse.session():
         last = warehouse.last_loaded_seq(name)

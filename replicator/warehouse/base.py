@@ -47,7 +47,8 @@ class WarehouseLoader(Protocol):
         ...
 
     def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
-        """Per table in the ledger: the highest batch id loaded and the rows in its table (None: gone).
+        """Per table in the ledger: the highest batch id loaded and, where counting is cheap, the rows in
+        its table (None: not counted here, `row_count` tells).
 
         One look at the whole warehouse, so that a sync of many tables opens it only for those with a
         batch to load (opening a DuckDB file of 200 tables and closing it was 30 ms per table).

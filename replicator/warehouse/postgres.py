@@ -213,19 +213,12 @@ class PostgresWarehouse:
             return int(row[0]) if row else 0
 
     def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
+        # No counts: count(*) scans the table here, and a table that gets loaded is counted after its load.
         with self._connect() as con, con.cursor() as cur:
             if not self._exists(cur, LEDGER_TABLE):
                 return {}
             cur.execute(sql.SQL("SELECT table_name, last_loaded_seq FROM {}").format(self._qualified(LEDGER_TABLE)))
-            ledger = dict(cur.fetchall())
-            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [self.schema])
-            names = [n for n in ledger if n in {row[0] for row in cur.fetchall()}]
-            counts: dict[str, int] = {}
-            if names:
-                cur.execute(sql.SQL(" UNION ALL ").join(
-                    sql.SQL("SELECT %s, count(*) FROM {}").format(self._qualified(n)) for n in names), names)
-                counts = dict(cur.fetchall())
-        return {n: (int(seq), counts.get(n)) for n, seq in ledger.items()}
+            return {str(name): (int(seq), None) for name, seq in cur.fetchall()}
 
     def row_count(self, table: str) -> int | None:
         with self._connect() as con, con.cursor() as cur:

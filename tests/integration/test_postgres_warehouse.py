@@ -101,7 +101,7 @@ def test_a_large_batch_loads_every_type_exactly_then_merges(tmp_path: Path, pg_u
         assert result.extract.rows_committed == ROWS // 100 + ROWS // 1000 + 1000
         expected = query(pg_url, "SELECT count(*) FROM wide WHERE c_bool IS NOT TRUE")[0][0]
         assert rep.warehouse.row_count("wide") == expected
-        assert rep.warehouse.loaded_tables() == {"wide": (result.extract.batch_id, expected)}
+        assert rep.warehouse.loaded_tables() == {"wide": (result.extract.batch_id, None)}  # counted on demand
     assert _differences(pg_url, "wide", columns) == [], pg_url
 
 

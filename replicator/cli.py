@@ -83,8 +83,11 @@ def cmd_publish(rep: Replicator, args: argparse.Namespace) -> int:
 
 def cmd_status(rep: Replicator, args: argparse.Namespace) -> int:
     rows = []
-    for name in args.names or list(rep.project.tables):
-        s = rep.status(name)
+    names = args.names or list(rep.project.tables)
+    for name in names:
+        rep.project.table(name)  # an unknown name is a ConfigError before any table is looked at
+    for s in rep.statuses(names):
+        name = s.table
         rows.append({"table": name, "last_batch_id": s.last_batch_id, "watermark": _fmt(s.watermark),
                      "last_sync_at": s.last_sync_at, "lake_rows": s.lake_rows, "lake_bytes": s.lake_bytes,
                      "lake_files": s.lake_files, "warehouse_rows": s.warehouse_rows,

@@ -264,7 +264,14 @@ class Replicator:
             return True
         return dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(record.finished_at) >= every
 
-    def status(self, name: str) -> TableStatus:
+    def statuses(self, names: Sequence[str]) -> Iterator[TableStatus]:
+        """`status` of each table, the warehouse's ledger read once for all of them (as `sync_many` does)."""
+        loaded = self.warehouse.loaded_tables() if len(names) > 1 else {}
+        for name in names:
+            yield self.status(name, loaded.get(name))
+
+    def status(self, name: str, loaded: tuple[int, int | None] | None = None) -> TableStatus:
+        """`loaded`: the table's (last batch loaded, rows or None) from `WarehouseLoader.loaded_tables`."""
         self.recover(name)  # its figures come from manifests, but it is often the first command after a crash
         lake = self.table_lake(name)
         latest = lake.latest()
@@ -278,8 +285,8 @@ class Replicator:
             lake_rows=sum(m.rows for m in manifests),
             lake_bytes=sum(m.total_bytes for m in manifests),
             lake_files=sum(len(m.files) for m in manifests),
-            warehouse_rows=self.warehouse.row_count(name),
-            warehouse_batch_id=self.warehouse.last_loaded_seq(name),
+            warehouse_rows=self.warehouse.row_count(name) if loaded is None or loaded[1] is None else loaded[1],
+            warehouse_batch_id=self.warehouse.last_loaded_seq(name) if loaded is None else loaded[0],
         )
 
     def unlock(self, name: str, *, force: bool = False) -> dict[str, Any] | None:

@@ -32,14 +32,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _checked_names(rep: Replicator, args: argparse.Namespace) -> list[str]:
+    """The tables named (default all); an unknown name is a ConfigError before any table is touched."""
+    names = args.names or list(rep.project.tables)
+    for name in names:
+        rep.project.table(name)
+    return list(names)
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
 def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
-    names = args.names or list(rep.project.tables)
-    for name in names:
-        rep.project.table(name)  # an unknown name is a ConfigError before any table starts
+    names = _checked_names(rep, args)
     failed = 0
     for name, result in rep.sync_many(names, full_refresh=args.full_refresh, progress=_print_progress,
                                       workers=args.jobs):
@@ -83,9 +89,7 @@ def cmd_publish(rep: Replicator, args: argparse.Namespace) -> int:
 
 def cmd_status(rep: Replicator, args: argparse.Namespace) -> int:
     rows = []
-    names = args.names or list(rep.project.tables)
-    for name in names:
-        rep.project.table(name)  # an unknown name is a ConfigError before any table is looked at
+    names = _checked_names(rep, args)
     for s in rep.statuses(names):
         name = s.table
         rows.append({"table": name, "last_batch_id": s.last_batch_id, "watermark": _fmt(s.watermark),

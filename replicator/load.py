@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from .config import TableConfig
 from .lake import LakeStore
 from .lake.table import TableLake
-from .warehouse import LoadSpec, WarehouseLoader
+from .warehouse import Loaded, LoadSpec, WarehouseLoader
 
-__all__ = ["LoadResult", "load_table"]
+__all__ = ["LoadResult", "load_table", "rows_in_table"]
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +26,24 @@ class LoadResult:
 
 
 def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: WarehouseLoader,
-               loaded: tuple[int, int | None] | None = None) -> LoadResult:
+               loaded: Loaded | None = None) -> LoadResult:
     """Load every committed batch the warehouse has not loaded yet (the caller recovered the lake first).
 
     A full batch replaces everything before it, so loading starts at the latest full batch pending.
-    `loaded`: the table's (last batch loaded, rows) read earlier by `loaded_tables`; when the lake has
-    nothing after that batch the warehouse is not opened. The ledger only grows, so an earlier reading
-    can make a load look due when another process has done it (the ledger is read again inside), never
-    the other way.
+    `loaded`: the table's ledger line read earlier by `loaded_tables`; when the lake has nothing after
+    that batch the warehouse is not opened. The ledger only grows, so an earlier reading can make a load
+    look due when another process has done it (the ledger is read again inside), never the other way.
     """
     started = time.perf_counter()
     lake = TableLake(store, name)
-    if loaded is not None and not lake.to_apply_after(loaded[0]):
-        in_table = loaded[1] if loaded[1] is not None else warehouse.row_count(name)
-        return LoadResult(table=name, batches=[], rows_loaded=0, rows_in_table=in_table,
+    pending = lake.to_apply_after(loaded.last_seq) if loaded is not None else None
+    if loaded is not None and not pending:
+        return LoadResult(table=name, batches=[], rows_loaded=0, rows_in_table=rows_in_table(warehouse, name, loaded),
                           duration_s=time.perf_counter() - started)
     with warehouse.session():
         last = warehouse.last_loaded_seq(name)
-        pending = lake.to_apply_after(last)
+        if pending is None or loaded is None or last != loaded.last_seq:  # listed once when the reading holds
+            pending = lake.to_apply_after(last)
         spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
         rows = 0
         for manifest in pending:
@@ -53,3 +53,7 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
     return LoadResult(table=name, batches=[m.seq for m in pending], rows_loaded=rows,
                       rows_in_table=in_table, duration_s=time.perf_counter() - started)
 
+
+def rows_in_table(warehouse: WarehouseLoader, name: str, loaded: Loaded | None) -> int | None:
+    """The rows in the warehouse's table: from the ledger's reading where it counted them, else asked."""
+    return loaded.rows if loaded is not None and loaded.rows is not None else warehouse.row_count(name)

@@ -24,9 +24,9 @@ from .lake import LakeStore
 from .lake.recovery import Recovery
 from .lake.store import open_store
 from .lake.table import ReconcileRecord, TableLake
-from .load import LoadResult, load_table
+from .load import LoadResult, load_table, rows_in_table
 from .machine import usable_cpus
-from .warehouse import WarehouseLoader, open_warehouse
+from .warehouse import Loaded, WarehouseLoader, open_warehouse
 
 if TYPE_CHECKING:
     from .compaction import CompactionResult
@@ -177,7 +177,7 @@ class Replicator:
         self.recover(name)
         return self._load(name)
 
-    def _load(self, name: str, loaded: tuple[int, int | None] | None = None) -> LoadResult:
+    def _load(self, name: str, loaded: Loaded | None = None) -> LoadResult:
         return load_table(name, self.project.table(name), self.lake, self.warehouse, loaded)
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
@@ -195,10 +195,7 @@ class Replicator:
         def extract(name: str) -> ExtractResult:
             return self._extract_and_reconcile(name, full_refresh=full_refresh, progress=progress)
 
-        try:
-            loaded = self.warehouse.loaded_tables() if len(names) > 1 else {}
-        except ReplicatorError:
-            loaded = {}  # each table's load reports it
+        loaded = self._loaded_tables(names)
         for name, extracted in self.each_table(names, extract, workers):
             if isinstance(extracted, ReplicatorError):
                 yield name, extracted
@@ -266,12 +263,19 @@ class Replicator:
 
     def statuses(self, names: Sequence[str]) -> Iterator[TableStatus]:
         """`status` of each table, the warehouse's ledger read once for all of them (as `sync_many` does)."""
-        loaded = self.warehouse.loaded_tables() if len(names) > 1 else {}
+        loaded = self._loaded_tables(names)
         for name in names:
             yield self.status(name, loaded.get(name))
 
-    def status(self, name: str, loaded: tuple[int, int | None] | None = None) -> TableStatus:
-        """`loaded`: the table's (last batch loaded, rows or None) from `WarehouseLoader.loaded_tables`."""
+    def _loaded_tables(self, names: Sequence[str]) -> dict[str, Loaded]:
+        """The warehouse's ledger in one look when there are several tables ({}: each asks for its own)."""
+        try:
+            return self.warehouse.loaded_tables() if len(names) > 1 else {}
+        except ReplicatorError:
+            return {}  # each table reports it where it asks for its own
+
+    def status(self, name: str, loaded: Loaded | None = None) -> TableStatus:
+        """`loaded`: the table's ledger line from `WarehouseLoader.loaded_tables`, if read already."""
         self.recover(name)  # its figures come from manifests, but it is often the first command after a crash
         lake = self.table_lake(name)
         latest = lake.latest()
@@ -285,8 +289,8 @@ class Replicator:
             lake_rows=sum(m.rows for m in manifests),
             lake_bytes=sum(m.total_bytes for m in manifests),
             lake_files=sum(len(m.files) for m in manifests),
-            warehouse_rows=self.warehouse.row_count(name) if loaded is None or loaded[1] is None else loaded[1],
-            warehouse_batch_id=self.warehouse.last_loaded_seq(name) if loaded is None else loaded[0],
+            warehouse_rows=rows_in_table(self.warehouse, name, loaded),
+            warehouse_batch_id=self.warehouse.last_loaded_seq(name) if loaded is None else loaded.last_seq,
         )
 
     def unlock(self, name: str, *, force: bool = False) -> dict[str, Any] | None:

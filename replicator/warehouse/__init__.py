@@ -6,9 +6,9 @@ from urllib.parse import urlparse
 
 from ..config import WarehouseConfig
 from ..errors import ConfigError
-from .base import LEDGER_TABLE, LoadSpec, WarehouseLoader
+from .base import LEDGER_TABLE, Loaded, LoadSpec, WarehouseLoader
 
-__all__ = ["LEDGER_TABLE", "LoadSpec", "WarehouseLoader", "open_warehouse"]
+__all__ = ["LEDGER_TABLE", "Loaded", "LoadSpec", "WarehouseLoader", "open_warehouse"]
 
 
 def open_warehouse(config: WarehouseConfig) -> WarehouseLoader:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-__all__ = ["LEDGER_TABLE", "LoadSpec", "WarehouseLoader"]
+__all__ = ["LEDGER_TABLE", "Loaded", "LoadSpec", "WarehouseLoader"]
 
 LEDGER_TABLE = "_replicator_batches"
+
+
+class Loaded(NamedTuple):
+    """One table's line of the ledger, read by `loaded_tables`."""
+
+    last_seq: int  # the highest lake batch id loaded
+    rows: int | None  # rows in its table; None: not counted there (`row_count` tells)
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,8 @@ class WarehouseLoader(Protocol):
         """Rows in the table, None if it does not exist yet."""
         ...
 
-    def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
-        """Per table in the ledger: the highest batch id loaded and, where counting is cheap, the rows in
-        its table (None: not counted here, `row_count` tells).
+    def loaded_tables(self) -> dict[str, Loaded]:
+        """Per table in the ledger: the highest batch id loaded and, where counting is cheap, its rows.
 
         One look at the whole warehouse, so that a sync of many tables opens it only for those with a
         batch to load (opening a DuckDB file of 200 tables and closing it was 30 ms per table).

@@ -19,7 +19,7 @@ from ..current_state import CurrentStateRule
 from ..duckdb_sql import ident, to_arrow
 from ..machine import usable_cpus
 from ..types import LOGICAL_KEY
-from .base import LEDGER_TABLE, LoadSpec
+from .base import LEDGER_TABLE, Loaded, LoadSpec
 from .errors import duckdb_class
 
 __all__ = ["DuckDBWarehouse", "wide_decimals"]
@@ -168,7 +168,7 @@ class DuckDBWarehouse:
             ).fetchone()
             return int(row[0]) if row else 0
 
-    def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
+    def loaded_tables(self) -> dict[str, Loaded]:
         if self._missing():
             return {}
         with self._connect() as con:
@@ -182,7 +182,7 @@ class DuckDBWarehouse:
             if names:
                 counts = dict(con.execute(" UNION ALL ".join(
                     f"SELECT ? AS name, count(*) FROM {self._qualified(n)}" for n in names), names).fetchall())
-        return {n: (int(seq), counts.get(n)) for n, seq in ledger.items()}
+        return {n: Loaded(int(seq), counts.get(n)) for n, seq in ledger.items()}
 
     def row_count(self, table: str) -> int | None:
         if self._missing():

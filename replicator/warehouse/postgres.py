@@ -26,7 +26,7 @@ from psycopg2 import sql
 from ..current_state import DELETED_COLUMN, CurrentStateRule
 from ..errors import WarehouseError, mask_secrets
 from ..types import LOGICAL_KEY
-from .base import LEDGER_TABLE, LoadSpec
+from .base import LEDGER_TABLE, Loaded, LoadSpec
 from .errors import postgres_class, postgres_warehouse_error
 
 __all__ = ["PostgresWarehouse", "pg_type"]
@@ -212,13 +212,13 @@ class PostgresWarehouse:
             row = cur.fetchone()
             return int(row[0]) if row else 0
 
-    def loaded_tables(self) -> dict[str, tuple[int, int | None]]:
+    def loaded_tables(self) -> dict[str, Loaded]:
         # No counts: count(*) scans the table here, and a table that gets loaded is counted after its load.
         with self._connect() as con, con.cursor() as cur:
             if not self._exists(cur, LEDGER_TABLE):
                 return {}
             cur.execute(sql.SQL("SELECT table_name, last_loaded_seq FROM {}").format(self._qualified(LEDGER_TABLE)))
-            return {str(name): (int(seq), None) for name, seq in cur.fetchall()}
+            return {str(name): Loaded(int(seq), None) for name, seq in cur.fetchall()}
 
     def row_count(self, table: str) -> int | None:
         with self._connect() as con, con.cursor() as cur:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,9 @@ from .session import SessionSettings, mysql_isolation_sql, mysql_session, mysql_
 log = logging.getLogger(__name__)
 
 _ARROW_CHUNK_BATCHES = 8  # connectorx keyset chunks of at most 8 batches (400,000 rows by default)
+_TRX_READINGS = 20  # tries for a fresh INNODB_TRX reading (see _oldest_open_transaction)
+_TRX_REFRESH_S = 0.12  # InnoDB refreshes the buffer behind INNODB_TRX once unread for 0.1 s
+_TRX_UNKNOWN_AGE = dt.timedelta(days=3650)
 
 
 class MySQLSource(SqlSource):
@@ -89,14 +93,14 @@ class MySQLSource(SqlSource):
 
     def settle_clock(self) -> SettleClock | None:
         with self.connect() as raw:
+            # A session the server has never seen: a stale INNODB_TRX reading may list an earlier
+            # transaction of a pooled one, which would pass for this reading's own (see below).
+            raw.invalidate()
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
             self.set_session(conn)
             now = conn.exec_driver_sql(self.clock_sql()).scalar_one()
             try:
-                # trx_started has whole seconds, truncated: an open transaction looks older, never younger.
-                oldest = conn.exec_driver_sql(
-                    "SELECT MIN(trx_started) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()"
-                ).scalar_one()
+                oldest = _oldest_open_transaction(conn, now)
             except sa.exc.DBAPIError:
                 oldest = None
                 if not MySQLSource._warned_privilege:
@@ -108,6 +112,35 @@ class MySQLSource(SqlSource):
         utc = dt.timezone.utc
         return SettleClock(now=now.replace(tzinfo=utc), oldest_open=oldest.replace(tzinfo=utc) if oldest else None,
                            margin=self.config.settle_margin)
+
+
+def _oldest_open_transaction(conn: Connection, now: dt.datetime) -> dt.datetime | None:
+    """The start of the oldest transaction open at `now` in another session (None: there is none).
+
+    InnoDB serves INNODB_TRX from a buffer it refreshes only when nobody has read it for 0.1 s, so a
+    reading right after another one (this process's previous table, any other client) can predate a
+    transaction opened in between, and a row that transaction commits later would be skipped. The
+    reading is trusted only once it lists this session's own transaction (the session is new, so no
+    earlier reading can list it), begun after `now`; until then
+    it is taken again a little over 0.1 s later. trx_started has whole seconds, truncated: an open
+    transaction looks older, never younger.
+    """
+    conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    try:
+        me = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one()
+        for _ in range(_TRX_READINGS):
+            rows = conn.exec_driver_sql(
+                "SELECT trx_mysql_thread_id, trx_started FROM information_schema.INNODB_TRX").all()
+            if any(thread == me for thread, _ in rows):
+                return min((started for thread, started in rows if thread != me), default=None)
+            time.sleep(_TRX_REFRESH_S)
+    finally:
+        conn.exec_driver_sql("ROLLBACK")
+    # Never a fresh reading (other clients read it without a pause): assume a transaction as old as
+    # any, so nothing counts as settled in this sync; the next one tries again.
+    log.warning("the source's list of open transactions stayed stale for %.1f s; this sync settles no watermark "
+                "value it has not settled before", _TRX_READINGS * _TRX_REFRESH_S)
+    return now - _TRX_UNKNOWN_AGE
 
 
 __all__ = ["MySQLSource"]

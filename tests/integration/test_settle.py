@@ -188,6 +188,31 @@ def test_integer_watermark_first_sync_with_an_open_transaction(dialect: str, tmp
     _assert_equal_to_source(rep, url)
 
 
+def test_integer_watermark_late_commit_arrives_after_a_fresh_innodb_trx_reading(
+        tmp_path: Path, mysql_url: str, duckdb_url: str) -> None:
+    """InnoDB refreshes INNODB_TRX only once nobody has read it for 0.1 s. Another client reads it right
+    before a writer opens its transaction and right before the sync: the sync must still see the writer
+    (before, it took the stale reading, advanced the watermark past the open row, and lost it)."""
+    execute(mysql_url, "CREATE TABLE t (id bigint AUTO_INCREMENT PRIMARY KEY, v varchar(20))",
+            "INSERT INTO t (v) VALUES ('a')")
+    rep = _project(tmp_path, mysql_url, duckdb_url, "id", lookback="0")
+    assert rep.sync("t").extract.rows_committed == 1
+    poller = sa.create_engine(mysql_url)
+    with poller.connect() as watch:
+        def read_innodb_trx() -> None:
+            watch.exec_driver_sql("SELECT count(*) FROM information_schema.INNODB_TRX").all()
+
+        read_innodb_trx()
+        with open_transaction(mysql_url, "INSERT INTO t (v) VALUES ('late')"):
+            execute(mysql_url, "INSERT INTO t (v) VALUES ('after')")
+            read_innodb_trx()
+            rep.sync("t")
+    poller.dispose()
+    rep.sync("t")
+    _assert_equal_to_source(rep, mysql_url)
+    assert sorted(k for k, _, _ in _lake_versions(rep)) == [1, 2, 3]  # each row version once
+
+
 def test_whole_second_datetime_changed_twice_in_one_second(tmp_path: Path, mysql_url: str, duckdb_url: str) -> None:
     """DATETIME without fractions ties within a second: the second change is compared by content."""
     execute(mysql_url, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20), updated_at datetime NOT NULL)",

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,9 +94,6 @@ class MySQLSource(SqlSource):
 
     def settle_clock(self) -> SettleClock | None:
         with self.connect() as raw:
-            # A session the server has never seen: a stale INNODB_TRX reading may list an earlier
-            # transaction of a pooled one, which would pass for this reading's own (see below).
-            raw.invalidate()
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
             self.set_session(conn)
             now = conn.exec_driver_sql(self.clock_sql()).scalar_one()
@@ -120,8 +118,9 @@ def _oldest_open_transaction(conn: Connection, now: dt.datetime) -> dt.datetime 
     InnoDB serves INNODB_TRX from a buffer it refreshes only when nobody has read it for 0.1 s, so a
     reading right after another one (this process's previous table, any other client) can predate a
     transaction opened in between, and a row that transaction commits later would be skipped. The
-    reading is trusted only once it lists this session's own transaction (the session is new, so no
-    earlier reading can list it), begun after `now`; until then
+    reading is trusted only once it lists this session's own transaction, begun after `now`, running
+    this very statement (a token no earlier reading can hold: a pooled session's earlier transaction may
+    be in a stale reading under the same id); until then
     it is taken again a little over 0.1 s later. trx_started has whole seconds, truncated: an open
     transaction looks older, never younger.
     """
@@ -129,10 +128,12 @@ def _oldest_open_transaction(conn: Connection, now: dt.datetime) -> dt.datetime 
     try:
         me = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one()
         for _ in range(_TRX_READINGS):
+            token = uuid.uuid4().hex  # hex digits only: safe inside the comment
             rows = conn.exec_driver_sql(
-                "SELECT trx_mysql_thread_id, trx_started FROM information_schema.INNODB_TRX").all()
-            if any(thread == me for thread, _ in rows):
-                return min((started for thread, started in rows if thread != me), default=None)
+                f"SELECT /* replicator {token} */ trx_mysql_thread_id, trx_started, trx_query "  # noqa: S608 - a uuid
+                "FROM information_schema.INNODB_TRX").all()
+            if any(thread == me and token in (query or "") for thread, _, query in rows):
+                return min((started for thread, started, _ in rows if thread != me), default=None)
             time.sleep(_TRX_REFRESH_S)
     finally:
         conn.exec_driver_sql("ROLLBACK")

@@ -90,9 +90,25 @@ class IcebergConfig(_Strict):
         description="SQLAlchemy URL of pyiceberg's SQL catalog; a relative sqlite path is beside replicator.yml",
     )
     catalog_name: str = Field(default="replicator", min_length=1)
-    namespace: str = Field(default="lake", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    namespace: str = Field(default="lake", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                           description="the change tables' namespace (every row version)")
+    current_namespace: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the current-state tables' namespace (one row per key); default `<namespace>_current`")
     tag_max_age: Duration = Field(default=timedelta(days=30), description="how long a batch-<id> tag is kept")
     metadata_versions: int = Field(default=100, ge=1, description="Iceberg metadata files kept per table")
+
+    @model_validator(mode="after")
+    def _namespaces_differ(self) -> IcebergConfig:
+        if self.current_namespace == self.namespace:
+            raise ValueError("current_namespace must differ from namespace: the change table and the current-state "
+                             "table of a replicated table have the same name")
+        return self
+
+    @property
+    def current(self) -> str:
+        """The current-state tables' namespace."""
+        return self.current_namespace or f"{self.namespace}_current"
 
 
 class LakeConfig(_Strict):

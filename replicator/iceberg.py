@@ -8,10 +8,13 @@ summary and gets a tag `batch-<id>` (with a maximum age, so tags never block sna
 published batch is read back from the table itself, so a crash between the lake commit and the catalog
 commit, or a catalog that is down for a sync, is caught up by the next publication: every batch once.
 
-The Iceberg table is the change table (every row version with `_batch_id`, `_loaded_at`, `_deleted`),
-located in the replicator table's own folder with its metadata under `_iceberg/` (a name Hive readers
-of the folder skip). Not yet: a current-state table, types Iceberg lacks (they are refused, naming the
-column), catalogs other than pyiceberg's SQL catalog.
+Each replicated table is published as two Iceberg tables, each recording the batches it has applied:
+- the change table `<namespace>.<name>` (every row version with `_batch_id`, `_loaded_at`, `_deleted`),
+  located in the replicator table's own folder with its metadata under `_iceberg/` (a name Hive readers
+  of the folder skip);
+- the current-state table `<current_namespace>.<name>` (one row per key, deletions removed; see
+  `iceberg_current`), located in `_current/` of the same folder.
+Not yet: types Iceberg lacks (they are refused, naming the column), catalogs other than pyiceberg's SQL one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .config import IcebergConfig, TableConfig
+from .current_state import CurrentStateRule
 from .errors import LakeError, ReplicatorError
+from .iceberg_current import KEY_RANGE, apply_batch, current_schema, key_range_partitioned
 from .lake.errors import catalog_error
 from .lake.manifest import Manifest
 from .lake.s3 import aws_endpoint, aws_region
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH_KEY = "replicator.batch_id"
 _METADATA_FOLDER = "_iceberg"
+_CURRENT_FOLDER = "_current"
 
 
 def tag_name(seq: int) -> str:
@@ -48,11 +54,15 @@ def tag_name(seq: int) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class PublishResult:
+    """What one publication did: `published` the batches it applied (to either table), in order."""
+
     table: str
-    identifier: str
+    identifier: str  # the change table
+    current_identifier: str  # the current-state table
     published: list[int]
-    last_batch_id: int
-    snapshot_id: int | None
+    last_batch_id: int  # the batch both tables are at
+    snapshot_id: int | None  # the change table's current snapshot
+    current_snapshot_id: int | None
 
 
 def _unsupported(schema: pa.Schema) -> list[str]:
@@ -74,6 +84,7 @@ class IcebergPublisher:
         self.lake_url = lake_url
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()  # tables synced side by side publish through one catalog
+        self._namespaces: set[str] = set()
 
     @property
     def catalog(self) -> Catalog:
@@ -98,29 +109,38 @@ class IcebergPublisher:
         return catalog
 
     def identifier(self, name: str) -> str:
+        """The change table of `name`."""
         return f"{self.config.namespace}.{name}"
 
+    def current_identifier(self, name: str) -> str:
+        """The current-state table of `name`."""
+        return f"{self.config.current}.{name}"
+
     def drop(self, name: str) -> None:
-        """Forget the Iceberg table of `name` (its catalog entry; no data file is touched)."""
+        """Forget both Iceberg tables of `name` (their catalog entries; no data file is touched)."""
         from pyiceberg.exceptions import NoSuchTableError
 
-        try:
-            self.catalog.drop_table(self.identifier(name))
-        except NoSuchTableError:
-            pass
+        for identifier in (self.identifier(name), self.current_identifier(name)):
+            try:
+                self.catalog.drop_table(identifier)
+            except NoSuchTableError:
+                pass
 
     def published_batch(self, name: str) -> int:
-        """The last batch of `name` its Iceberg table records (0: no table yet)."""
+        """The last batch of `name` both its Iceberg tables record (0: a table not created yet)."""
         from pyiceberg.exceptions import NoSuchTableError
 
-        try:
-            return self.last_published(self.catalog.load_table(self.identifier(name)))
-        except NoSuchTableError:
-            return 0
-        except ReplicatorError:
-            raise
-        except Exception as exc:
-            raise catalog_error(f"read {self.identifier(name)}", exc) from exc
+        batches = []
+        for identifier in (self.identifier(name), self.current_identifier(name)):
+            try:
+                batches.append(self.last_published(self.catalog.load_table(identifier)))
+            except NoSuchTableError:
+                return 0
+            except ReplicatorError:
+                raise
+            except Exception as exc:
+                raise catalog_error(f"read {identifier}", exc) from exc
+        return min(batches)
 
     def last_published(self, table: Table) -> int:
         """The highest batch id any snapshot of `table` records (0: none)."""
@@ -133,25 +153,37 @@ class IcebergPublisher:
         The caller holds the table's lease (or accepts that a concurrent publisher's commit conflicts:
         Iceberg's optimistic commit then fails one of them, and its next run finds the batch published).
         """
-        identifier = self.identifier(lake.name)
+        identifier, current_identifier = self.identifier(lake.name), self.current_identifier(lake.name)
+        rule = CurrentStateRule.of(table_config)
         try:
-            table = self._table(lake, table_config)
-            last = self.last_published(table)
-            if last:
-                table = self._tag(table, last)
-            pending = lake.to_apply_after(last)
-            for manifest in pending:
-                table = self._publish_one(lake, table, manifest)
-            snapshot = table.current_snapshot()
+            table, changes = self._catch_up(lake, self._table(lake, table_config), self._publish_one)
+            current, states = self._catch_up(
+                lake, self._current_table(lake, table_config),
+                lambda lk, t, m: self._publish_current(lk, t, m, rule))
         except ReplicatorError:
             raise
         except Exception as exc:
             raise catalog_error(f"publish {identifier}", exc) from exc
-        if pending:
-            log.info("table %r: published batches %s to Iceberg %s", lake.name, [m.seq for m in pending], identifier)
-        return PublishResult(table=lake.name, identifier=identifier, published=[m.seq for m in pending],
-                             last_batch_id=pending[-1].seq if pending else last,
-                             snapshot_id=snapshot.snapshot_id if snapshot else None)
+        published = sorted({*changes, *states})
+        if published:
+            log.info("table %r: published batches %s to Iceberg %s and %s", lake.name, published, identifier,
+                     current_identifier)
+        snapshot, current_snapshot = table.current_snapshot(), current.current_snapshot()
+        return PublishResult(table=lake.name, identifier=identifier, current_identifier=current_identifier,
+                             published=published, last_batch_id=min(self.last_published(table),
+                                                                    self.last_published(current)),
+                             snapshot_id=snapshot.snapshot_id if snapshot else None,
+                             current_snapshot_id=current_snapshot.snapshot_id if current_snapshot else None)
+
+    def _catch_up(self, lake: TableLake, table: Table, publish_one: Any) -> tuple[Table, list[int]]:
+        """Apply to `table` every batch after the last it records, in order; each records its batch id."""
+        last = self.last_published(table)
+        if last:
+            table = self._tag(table, last)
+        pending = lake.to_apply_after(last)
+        for manifest in pending:
+            table = publish_one(lake, table, manifest)
+        return table, [m.seq for m in pending]
 
     def _table(self, lake: TableLake, table_config: TableConfig) -> Table:
         from pyiceberg.exceptions import NoSuchTableError
@@ -161,20 +193,10 @@ class IcebergPublisher:
             return self.catalog.load_table(self.identifier(lake.name))
         except NoSuchTableError:
             pass
-        latest = lake.latest()
-        if latest is None:
-            raise LakeError(f"table {lake.name!r}: nothing committed yet, so nothing to publish to Iceberg")
+        latest = self._latest(lake)
         location = lake.uri()
-        # Created with its partition spec in one commit: a table is never visible unpartitioned.
-        tx = self.catalog.create_table_transaction(
-            self.identifier(lake.name), schema=self._checked(lake.name, latest.schema), location=location,
-            properties={
-                # The lake's own retention and compaction manage the files: another engine's maintenance must not.
-                "gc.enabled": "false",
-                "write.metadata.path": f"{location}/{_METADATA_FOLDER}",
-                "write.metadata.delete-after-commit.enabled": "true",
-                "write.metadata.previous-versions-max": str(self.config.metadata_versions),
-            })
+        tx = self._create(self.identifier(lake.name), self._checked(lake.name, latest.schema), location,
+                          f"{location}/{_METADATA_FOLDER}")
         with tx.update_spec() as spec:
             for column in table_config.partition_by or ["_loaded_at"]:
                 transform = _transform(latest.schema.field(column).type, table_config.partition_granularity)
@@ -182,6 +204,55 @@ class IcebergPublisher:
                 spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
         tx.commit_transaction()
         return self.catalog.load_table(self.identifier(lake.name))
+
+    def _current_table(self, lake: TableLake, table_config: TableConfig) -> Table:
+        from pyiceberg.exceptions import NoSuchTableError
+        from pyiceberg.transforms import IdentityTransform, TruncateTransform
+
+        identifier = self.current_identifier(lake.name)
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            pass
+        self._namespace(self.config.current)
+        latest = self._latest(lake)
+        schema = current_schema(self._checked(lake.name, latest.schema))
+        location = f"{lake.uri()}/{_CURRENT_FOLDER}"
+        tx = self._create(identifier, schema, location, f"{location}/metadata")
+        with tx.update_spec() as spec:
+            if table_config.partition_by:
+                for column in table_config.partition_by:
+                    transform = _transform(schema.field(column).type, table_config.partition_granularity)
+                    spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
+            elif key_range_partitioned(schema, table_config.primary_key):
+                key = table_config.primary_key[0]
+                spec.add_field(key, TruncateTransform(KEY_RANGE), f"{key}_range")
+        tx.commit_transaction()
+        return self.catalog.load_table(identifier)
+
+    def _namespace(self, namespace: str) -> None:
+        if namespace not in self._namespaces:
+            self.catalog.create_namespace_if_not_exists(namespace)
+            self._namespaces.add(namespace)
+
+    @staticmethod
+    def _latest(lake: TableLake) -> Manifest:
+        latest = lake.latest()
+        if latest is None:
+            raise LakeError(f"table {lake.name!r}: nothing committed yet, so nothing to publish to Iceberg")
+        return latest
+
+    def _create(self, identifier: str, schema: pa.Schema, location: str, metadata: str) -> Any:
+        """A transaction creating `identifier`: committed with its partition spec, so never seen unpartitioned."""
+        return self.catalog.create_table_transaction(
+            identifier, schema=schema, location=location,
+            properties={
+                # The lake's own retention and compaction manage the files: another engine's maintenance must not.
+                "gc.enabled": "false",
+                "write.metadata.path": metadata,
+                "write.metadata.delete-after-commit.enabled": "true",
+                "write.metadata.previous-versions-max": str(self.config.metadata_versions),
+            })
 
     def _checked(self, name: str, schema: pa.Schema) -> pa.Schema:
         bad = _unsupported(schema)
@@ -195,8 +266,7 @@ class IcebergPublisher:
 
         schema = self._checked(lake.name, manifest.schema)
         uris = [lake.file_uri(f) for f in manifest.files]
-        properties = {BATCH_KEY: str(manifest.seq), "replicator.mode": manifest.mode,
-                      "replicator.created_at": manifest.created_at}
+        properties = _properties(manifest)
         with table.transaction() as tx:
             with tx.update_schema() as update:  # added columns, widened types: Iceberg schema evolution
                 update.union_by_name(schema)
@@ -204,6 +274,12 @@ class IcebergPublisher:
                 tx.delete(AlwaysTrue(), snapshot_properties=properties)
             if uris:
                 tx.add_files(uris, snapshot_properties=properties, check_duplicate_files=False)
+        return self._tag(table.refresh(), manifest.seq)
+
+    def _publish_current(self, lake: TableLake, table: Table, manifest: Manifest, rule: CurrentStateRule) -> Table:
+        self._checked(lake.name, manifest.schema)
+        with table.transaction() as tx:
+            apply_batch(tx, table, lake, manifest, rule, _properties(manifest))
         return self._tag(table.refresh(), manifest.seq)
 
     def _tag(self, table: Table, seq: int) -> Table:
@@ -218,6 +294,12 @@ class IcebergPublisher:
                                             max_ref_age_ms=int(self.config.tag_max_age.total_seconds() * 1000)
                                             ).commit()
         return table.refresh()
+
+
+def _properties(manifest: Manifest) -> dict[str, str]:
+    """A snapshot's summary entries: the batch it applies."""
+    return {BATCH_KEY: str(manifest.seq), "replicator.mode": manifest.mode,
+            "replicator.created_at": manifest.created_at}
 
 
 def file_io_properties() -> dict[str, str]:

@@ -1,0 +1,171 @@
+"""The current-state Iceberg table: one row per key, deletions removed, recomputed per batch by partition.
+
+Beside each change table `<namespace>.<name>` replicator keeps `<current_namespace>.<name>`, the table's
+current state under `CurrentStateRule` (the rule the lake reader and the warehouses apply). It is the
+table a training set is read from. A batch is applied as one Iceberg overwrite snapshot:
+
+- a full batch replaces every file with the batch's current state;
+- an incremental batch recomputes only the partitions it touches: the partitions of its live rows, and the
+  partitions where any of its keys lived until now (found through the files' key bounds, then their key
+  columns). Each such partition's rows, without the batch's keys, plus the batch's latest live version of
+  each key, are written as new files, and the partition's old files are dropped from the snapshot.
+
+So a batch costs the partitions it touched, never the whole table (unless it touched every partition), and
+a partition stays a few files however many batches passed. Replaced files stay on disk: older snapshots
+(time travel by tag or timestamp) still read them.
+
+The partition spec follows the lake's `partition_by`; a table without one is partitioned by its integer
+key in ranges of `KEY_RANGE` (recent keys, where most changes are, share a partition), or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .current_state import DELETED_COLUMN, CurrentStateRule
+
+if TYPE_CHECKING:
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.table import FileScanTask, Table, Transaction
+
+    from .lake.manifest import Manifest
+    from .lake.table import TableLake
+
+__all__ = ["KEY_RANGE", "apply_batch", "current_schema", "key_range_partitioned"]
+
+KEY_RANGE = 1_000_000
+_ROW = "__replicator_row"
+
+
+def current_schema(schema: pa.Schema) -> pa.Schema:
+    """The current-state table's columns: the change table's without `_deleted` (always false there)."""
+    return pa.schema([f for f in schema if f.name != DELETED_COLUMN], metadata=schema.metadata)
+
+
+def key_range_partitioned(schema: pa.Schema, key: Sequence[str]) -> bool:
+    """Whether a table without `partition_by` gets key ranges: a single integer key."""
+    return len(key) == 1 and pa.types.is_integer(schema.field(key[0]).type)
+
+
+def apply_batch(tx: Transaction, table: Table, lake: TableLake, manifest: Manifest, rule: CurrentStateRule,
+                properties: dict[str, str]) -> None:
+    """Stage batch `manifest` into `tx`, a transaction on the current-state table `table`: one overwrite snapshot."""
+    with tx.update_schema() as update:  # added columns, widened types
+        update.union_by_name(current_schema(manifest.schema))
+    batch = lake.read(manifest.files, schema=manifest.schema)
+    tasks = list(table.scan().plan_files()) if table.current_snapshot() is not None else []
+    if manifest.mode == "full":
+        removed, kept = tasks, None
+        live = rule.current(batch)
+    else:
+        latest = rule.latest(batch)
+        keys = latest.select(list(rule.key))
+        live = _live(latest)
+        touched = _partitions(tx.table_metadata.spec(), table, live) | _holding(table, tasks, keys, rule.key)
+        removed = [t for t in tasks if _partition_of(t) in touched]
+        kept = _without_keys(_read(table, removed), keys, rule.key) if removed else None
+    rows = _conform(live, tx.table_metadata.schema().as_arrow())
+    if kept is not None:
+        rows = pa.concat_tables([_conform(kept, rows.schema), rows])
+    _overwrite(tx, table, [t.file for t in removed], rows, properties)
+
+
+def _live(latest: pa.Table) -> pa.Table:
+    if DELETED_COLUMN not in latest.column_names:
+        return latest
+    return latest.filter(pc.invert(pc.fill_null(latest.column(DELETED_COLUMN), False)))
+
+
+def _partitions(spec: PartitionSpec, table: Table, rows: pa.Table) -> set[tuple[Any, ...]]:
+    """The partition of every row of `rows`, as the tuples a data file's partition record holds."""
+    if rows.num_rows == 0:
+        return set()
+    if spec.is_unpartitioned():
+        return {()}
+    schema = table.schema()
+    columns = []
+    for field in spec.fields:
+        source = schema.find_field(field.source_id)
+        values = rows.column(source.name).combine_chunks()
+        columns.append(field.transform.pyarrow_transform(source.field_type)(values).to_pylist())
+    return set(zip(*columns, strict=True))
+
+
+def _holding(table: Table, tasks: Sequence[FileScanTask], keys: pa.Table, key: Sequence[str]) -> set[tuple[Any, ...]]:
+    """The partitions of files that hold any of `keys`: files pruned by their key bounds, then their keys read."""
+    if not tasks or keys.num_rows == 0:
+        return set()
+    candidates = {t.file.file_path for t in table.scan(row_filter=_key_bounds(keys, key)).plan_files()}
+    found: set[tuple[Any, ...]] = set()
+    for task in tasks:
+        partition = _partition_of(task)
+        if partition in found or task.file.file_path not in candidates:
+            continue
+        held = _read(table, [task], key).join(keys, keys=list(key), join_type="left semi")
+        if held.num_rows:
+            found.add(partition)
+    return found
+
+
+def _partition_of(task: FileScanTask) -> tuple[Any, ...]:
+    record = task.file.partition
+    return tuple(record[i] for i in range(len(record)))
+
+
+def _key_bounds(keys: pa.Table, key: Sequence[str]) -> Any:
+    """A filter no file without one of `keys` can match by its column bounds (integer and text key columns)."""
+    from pyiceberg import expressions as ex
+
+    at_least: Any = ex.GreaterThanOrEqual  # pydantic models, whose generated signature mypy misreads
+    at_most: Any = ex.LessThanOrEqual
+    bounds: Any = ex.AlwaysTrue()
+    for name in key:
+        column = keys.column(name)
+        if not (pa.types.is_integer(column.type) or pa.types.is_string(column.type)
+                or pa.types.is_large_string(column.type)):
+            continue
+        low, high = pc.min_max(column).values()
+        bounds = ex.And(bounds, ex.And(at_least(name, low.as_py()), at_most(name, high.as_py())))
+    return bounds
+
+
+def _read(table: Table, tasks: Iterable[FileScanTask], columns: Sequence[str] | None = None) -> pa.Table:
+    """Files of the table, read in its current schema (a file older than a column reads NULL there)."""
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    schema = table.schema() if columns is None else table.schema().select(*columns)
+    return ArrowScan(table.metadata, table.io, schema, AlwaysTrue()).to_table(list(tasks))
+
+
+def _without_keys(rows: pa.Table, keys: pa.Table, key: Sequence[str]) -> pa.Table:
+    """`rows` without the rows of `keys` (by row number: a join would refuse some column types)."""
+    numbered = rows.select(list(key)).append_column(_ROW, pa.array(range(rows.num_rows), pa.int64()))
+    hit = numbered.join(keys, keys=list(key), join_type="left semi").column(_ROW)
+    return rows.filter(pc.invert(pc.is_in(numbered.column(_ROW), value_set=hit.combine_chunks())))
+
+
+def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` in exactly `schema`'s columns and types (absent columns NULL)."""
+    columns = [rows.column(f.name).cast(f.type) if f.name in rows.column_names
+               else pa.nulls(rows.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _overwrite(tx: Transaction, table: Table, removed: Sequence[DataFile], rows: pa.Table,
+               properties: dict[str, str]) -> None:
+    """One snapshot that drops `removed` and adds `rows`, written as new files of the table."""
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    added = list(_dataframe_to_data_files(tx.table_metadata, rows, table.io)) if rows.num_rows else []
+    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+        for file in removed:
+            snapshot.delete_data_file(file)
+        for file in added:
+            snapshot.append_data_file(file)
+

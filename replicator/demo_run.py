@@ -65,7 +65,9 @@ def _show(rep: Replicator, folder: Path) -> None:
     print(f"\nread the lake:  python -c \"import pyarrow.dataset as ds; print(ds.dataset('{lake}/rides', "
           "partitioning='hive').to_table().num_rows)\"")
     if rep.project.config.lake.iceberg is not None:
-        print(f"read Iceberg:   python -c \"from pyiceberg.catalog.sql import SqlCatalog; t = SqlCatalog('replicator', "
-              f"uri='sqlite:///{folder / 'iceberg.db'}').load_table('lake.rides'); print(t.scan().to_arrow().num_rows)\""
-              "  (every row version)")
+        current = rep.project.config.lake.iceberg.current
+        print(f"read Iceberg:   python -c \"from pyiceberg.catalog.sql import SqlCatalog; "
+              f"t = SqlCatalog('replicator', uri='sqlite:///{folder / 'iceberg.db'}').load_table('{current}.rides'); "
+              "print(t.scan().to_polars().group_by('status').len())\"  (the current state, one row per ride; every "
+              f"row version: {rep.project.config.lake.iceberg.namespace}.rides)")
     print(f"project file:   {folder / 'replicator.yml'}  (try: replicator --project {folder} status)")

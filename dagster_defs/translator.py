@@ -192,6 +192,8 @@ def extract_metadata(result: ExtractResult, manifest: Manifest | None, lake_rows
     if result.published is not None:  # lake.iceberg: the table engines read, and the snapshot of this batch
         meta["iceberg_table"] = result.published.identifier
         meta["iceberg_snapshot_id"] = _or_null(result.published.snapshot_id)
+        meta["iceberg_current_table"] = result.published.current_identifier
+        meta["iceberg_current_snapshot_id"] = _or_null(result.published.current_snapshot_id)
     if result.catalog_behind is not None:
         meta["iceberg_behind"] = result.catalog_behind
     if lake_rows is not None:

@@ -96,6 +96,8 @@ def test_demo_materializes_with_metadata_and_green_checks(tmp_path: Path) -> Non
     assert {e.asset_key.path[1] for e in evaluations if e.check_name == "iceberg_published"} == {
         "cities", "drivers", "payments", "riders", "rides"}
     assert lake["iceberg_table"].value == "lake.rides" and lake["iceberg_snapshot_id"].value > 0
+    assert lake["iceberg_current_table"].value == "lake_current.rides"
+    assert lake["iceberg_current_snapshot_id"].value > 0
     assert "iceberg" in defs.resolve_asset_graph().get(dg.AssetKey(["lake", "rides"])).kinds
 
     mutate_demo_database(project.parent / "app.db")

@@ -20,7 +20,7 @@ key in ranges of `KEY_RANGE` (recent keys, where most changes are, share a parti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -54,25 +54,71 @@ def key_range_partitioned(schema: pa.Schema, key: Sequence[str]) -> bool:
 
 def apply_batch(tx: Transaction, table: Table, lake: TableLake, manifest: Manifest, rule: CurrentStateRule,
                 properties: dict[str, str]) -> None:
-    """Stage batch `manifest` into `tx`, a transaction on the current-state table `table`: one overwrite snapshot."""
+    """Stage batch `manifest` into `tx`, a transaction on the current-state table `table`: one overwrite snapshot.
+
+    Rows are written a piece at a time (a lake file of a full batch, a touched partition), so memory
+    follows the largest piece, not the table.
+    """
+    # pyiceberg's own writer of partitioned data files, without its commit (ours is the one overwrite below).
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
     with tx.update_schema() as update:  # added columns, widened types
         update.union_by_name(current_schema(manifest.schema))
-    batch = lake.read(manifest.files, schema=manifest.schema)
+    target = tx.table_metadata.schema().as_arrow()
     tasks = list(table.scan().plan_files()) if table.current_snapshot() is not None else []
     if manifest.mode == "full":
-        removed, kept = tasks, None
-        live = rule.current(batch)
+        removed = tasks
+        pieces = _full_pieces(lake, manifest, rule)
     else:
-        latest = rule.latest(batch)
+        latest = rule.latest(lake.read(manifest.files, schema=manifest.schema))
         keys = latest.select(list(rule.key))
         live = _live(latest)
         touched = _partitions(tx.table_metadata.spec(), table, live) | _holding(table, tasks, keys, rule.key)
         removed = [t for t in tasks if _partition_of(t) in touched]
-        kept = _without_keys(_read(table, removed), keys, rule.key) if removed else None
-    rows = _conform(live, tx.table_metadata.schema().as_arrow())
-    if kept is not None:
-        rows = pa.concat_tables([_conform(kept, rows.schema), rows])
-    _overwrite(tx, table, [t.file for t in removed], rows, properties)
+        pieces = _incremental_pieces(table, removed, keys, rule.key, live)
+    added: list[DataFile] = []
+    for piece in pieces:
+        if piece.num_rows:
+            added.extend(_dataframe_to_data_files(tx.table_metadata, _conform(piece, target), table.io))
+    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+        for task in removed:
+            snapshot.delete_data_file(task.file)
+        for file in added:
+            snapshot.append_data_file(file)
+
+
+def _full_pieces(lake: TableLake, manifest: Manifest, rule: CurrentStateRule) -> Iterator[pa.Table]:
+    """A full batch's current state: file by file when its keys are unique (a source snapshot, a compaction
+    always are), else the whole batch under the rule (a key the source does not enforce, repeated)."""
+    if _unique(lake.read(manifest.files, columns=list(rule.key), schema=manifest.schema)):
+        for file in manifest.files:
+            yield _live(lake.read([file], schema=manifest.schema))
+    else:
+        yield rule.current(lake.read(manifest.files, schema=manifest.schema))
+
+
+def _unique(keys: pa.Table) -> bool:
+    """Whether no key repeats: sorted, no row equals the one before (a sort needs less memory than a hash)."""
+    if keys.num_rows < 2:
+        return True
+    ordered = keys.sort_by([(name, "ascending") for name in keys.column_names])
+    repeated = None
+    for name in keys.column_names:
+        column = ordered.column(name)
+        same = pc.fill_null(pc.equal(column.slice(1), column.slice(0, keys.num_rows - 1)), False)
+        repeated = same if repeated is None else pc.and_(repeated, same)
+    return not pc.any(repeated).as_py()
+
+
+def _incremental_pieces(table: Table, removed: Sequence[FileScanTask], keys: pa.Table, key: Sequence[str],
+                        live: pa.Table) -> Iterator[pa.Table]:
+    """Each touched partition's rows without the batch's keys, partition by partition; then the batch's live rows."""
+    by_partition: dict[tuple[Any, ...], list[FileScanTask]] = {}
+    for task in removed:
+        by_partition.setdefault(_partition_of(task), []).append(task)
+    for group in by_partition.values():
+        yield _without_keys(_read(table, group), keys, key)
+    yield live
 
 
 def _live(latest: pa.Table) -> pa.Table:
@@ -155,17 +201,3 @@ def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     columns = [rows.column(f.name).cast(f.type) if f.name in rows.column_names
                else pa.nulls(rows.num_rows, f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _overwrite(tx: Transaction, table: Table, removed: Sequence[DataFile], rows: pa.Table,
-               properties: dict[str, str]) -> None:
-    """One snapshot that drops `removed` and adds `rows`, written as new files of the table."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-    added = list(_dataframe_to_data_files(tx.table_metadata, rows, table.io)) if rows.num_rows else []
-    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
-        for file in removed:
-            snapshot.delete_data_file(file)
-        for file in added:
-            snapshot.append_data_file(file)
-

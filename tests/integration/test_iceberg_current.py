@@ -204,3 +204,20 @@ def test_a_publication_that_stops_between_the_two_tables_is_finished_once(
         batches = [s.summary["replicator.batch_id"] for s in table.snapshots()]
         assert batches == ["1", "2"], identifier  # each batch once in each table
     assert _by_key(catalog.load_table("lake_current.rides").scan().to_arrow()) == _source(pg_url)
+
+
+def test_a_key_the_source_does_not_enforce_is_still_one_row(tmp_path: Path, pg_url: str) -> None:
+    """A full batch with a repeated key (the source table has no primary key constraint): one row for it."""
+    execute(
+        pg_url,
+        "CREATE TABLE rides (id bigint NOT NULL, city_id int, price numeric(12,2), updated_at timestamptz NOT NULL)",
+        "INSERT INTO rides SELECT g, 1, 1.5, now() - interval '2 hours' FROM generate_series(1, 20) g",
+        "INSERT INTO rides VALUES (7, 1, 99.5, now() - interval '1 hour')",
+    )
+    rep = _unpartitioned(tmp_path, pg_url)
+    rep.sync("rides")
+    current = pyiceberg_sql.SqlCatalog("replicator", uri=f"sqlite:///{tmp_path / 'c.db'}").load_table(
+        "lake_current.rides").scan().to_arrow()
+    rows = current.select(["id", "price"]).to_pylist()
+    assert len(rows) == 20 and {r["id"] for r in rows} == set(range(1, 21))
+    assert [r["price"] for r in rows if r["id"] == 7] == [Decimal("99.50")]  # the later watermark wins

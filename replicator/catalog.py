@@ -256,7 +256,7 @@ def _absolutize(config: ProjectConfig, root: Path) -> ProjectConfig:
     sources = {n: s.model_copy(update={"url": fix_db_url(s.url)}) for n, s in config.sources.items()}
     iceberg = config.lake.iceberg
     if iceberg is not None:
-        iceberg = iceberg.model_copy(update={"catalog_uri": fix_db_url(iceberg.catalog_uri)})
+        iceberg = iceberg.model_copy(update={"catalog_uri": iceberg.uri and fix_db_url(iceberg.uri)})
     return config.model_copy(
         update={
             "sources": sources,

@@ -82,13 +82,22 @@ class SourceConfig(_Strict):
     )
 
 
+_SECRET_PROPERTY = re.compile(r"token|credential|secret|password|access-key|session", re.IGNORECASE)
+
+
 class IcebergConfig(_Strict):
     """Publication of every committed batch to an Iceberg table (off when `lake.iceberg` is absent)."""
 
-    catalog_uri: str = Field(
-        default="sqlite:///iceberg.db",
-        description="SQLAlchemy URL of pyiceberg's SQL catalog; a relative sqlite path is beside replicator.yml",
+    catalog: Literal["sql", "rest", "glue"] = Field(
+        default="sql", description="pyiceberg's SQL catalog (SQLite file or PostgreSQL), a REST catalog, or AWS Glue")
+    catalog_uri: str | None = Field(
+        default=None,
+        description="sql: SQLAlchemy URL (default sqlite:///iceberg.db, beside replicator.yml); rest: the catalog's URL",
     )
+    catalog_properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="other pyiceberg catalog properties (warehouse, glue.region, ...); secrets come from "
+                    "PYICEBERG_CATALOG__<CATALOG_NAME>__<KEY> environment variables instead")
     catalog_name: str = Field(default="replicator", min_length=1)
     namespace: str = Field(default="lake", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                            description="the change tables' namespace (every row version)")
@@ -98,12 +107,32 @@ class IcebergConfig(_Strict):
     tag_max_age: Duration = Field(default=timedelta(days=30), description="how long a batch-<id> tag is kept")
     metadata_versions: int = Field(default=100, ge=1, description="Iceberg metadata files kept per table")
 
+    @field_validator("catalog_properties")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        secret = sorted(k for k in value if _SECRET_PROPERTY.search(k))
+        if secret:
+            raise ValueError(f"{', '.join(secret)}: a secret does not belong in replicator.yml; set it in the "
+                             "environment as PYICEBERG_CATALOG__<CATALOG_NAME>__<KEY> (pyiceberg's convention, "
+                             "e.g. PYICEBERG_CATALOG__REPLICATOR__TOKEN) and leave it out here")
+        return value
+
     @model_validator(mode="after")
-    def _namespaces_differ(self) -> IcebergConfig:
+    def _consistent(self) -> IcebergConfig:
+        if self.catalog == "rest" and not self.catalog_uri:
+            raise ValueError("catalog_uri: a REST catalog needs its URL (https://host/api/catalog)")
+        if self.catalog == "glue" and self.catalog_uri:
+            raise ValueError("catalog_uri: AWS Glue takes none (its endpoint and region come from AWS_* variables "
+                             "or catalog_properties glue.region)")
         if self.current_namespace == self.namespace:
             raise ValueError("current_namespace must differ from namespace: the change table and the current-state "
                              "table of a replicated table have the same name")
         return self
+
+    @property
+    def uri(self) -> str | None:
+        """The catalog's URL: for the SQL catalog its default SQLite file when none is set."""
+        return self.catalog_uri or ("sqlite:///iceberg.db" if self.catalog == "sql" else None)
 
     @property
     def current(self) -> str:

@@ -14,7 +14,8 @@ Each replicated table is published as two Iceberg tables, each recording the bat
   of the folder skip);
 - the current-state table `<current_namespace>.<name>` (one row per key, deletions removed; see
   `iceberg_current`), located in `_current/` of the same folder.
-Not yet: types Iceberg lacks (they are refused, naming the column), catalogs other than pyiceberg's SQL one.
+Catalogs: pyiceberg's SQL catalog (SQLite file, PostgreSQL), REST and AWS Glue, by `lake.iceberg.catalog`.
+Not yet: types Iceberg lacks (they are refused, naming the column).
 """
 
 from __future__ import annotations
@@ -94,18 +95,28 @@ class IcebergPublisher:
             return self._catalog
 
     def _open_catalog(self) -> Catalog:
-        from pyiceberg.catalog.sql import SqlCatalog
+        from pyiceberg.catalog import load_catalog
 
-        uri = self.config.catalog_uri
-        if uri.startswith("sqlite") and "://" in self.lake_url and not self.lake_url.startswith("file://"):
+        config = self.config
+        uri = config.uri
+        if uri is not None and uri.startswith("sqlite") and "://" in self.lake_url \
+                and not self.lake_url.startswith("file://"):
             log.warning("lake.iceberg: a SQLite catalog file beside an object-store lake is state on this machine "
                         "only; a step on another worker (Dagster's Kubernetes executor) publishes to a catalog of its "
                         "own. Use a PostgreSQL catalog_uri for such a lake.")
+        properties = {**file_io_properties(), **config.catalog_properties, "type": config.catalog}
+        if uri is not None:
+            properties["uri"] = uri
+        if config.catalog == "sql":
+            properties["init_catalog_tables"] = "true"
+        if config.catalog == "glue" and aws_region():  # boto3 reads AWS_DEFAULT_REGION only; the lake reads both
+            properties.setdefault("glue.region", aws_region() or "")
         try:
-            catalog = SqlCatalog(self.config.catalog_name, uri=uri, init_catalog_tables="true", **file_io_properties())
-            catalog.create_namespace_if_not_exists(self.config.namespace)
+            # load_catalog adds pyiceberg's PYICEBERG_CATALOG__<NAME>__* variables: the secrets, kept out of the YAML.
+            catalog = load_catalog(config.catalog_name, **properties)
+            catalog.create_namespace_if_not_exists(config.namespace)
         except Exception as exc:
-            raise catalog_error(f"open the Iceberg catalog {self.config.catalog_name!r}", exc) from exc
+            raise catalog_error(f"open the Iceberg catalog {config.catalog_name!r}", exc) from exc
         return catalog
 
     def identifier(self, name: str) -> str:

@@ -20,7 +20,8 @@ def validate_live(rep: Replicator) -> list[str]:
         try:
             rep.iceberg.catalog  # noqa: B018 - opening it is the check (and creates its tables on first use)
         except ReplicatorError as exc:
-            problems.append(f"{rep.project.path}: lake.iceberg.catalog_uri: {exc}")
+            key = "catalog_uri" if rep.iceberg.config.uri else "catalog"
+            problems.append(f"{rep.project.path}: lake.iceberg.{key}: {exc}")
     unreachable: dict[str, str] = {}
     for name, table in rep.project.tables.items():
         file = rep.project.table_files[name]

@@ -180,7 +180,7 @@ CATALOG_TYPES: dict[str, Outcome] = {
 
 
 def catalog_class(exc: BaseException) -> type[LakeError]:
-    """The class of an error from the Iceberg catalog (pyiceberg's SQL catalog, its metadata files).
+    """The class of an error from the Iceberg catalog (pyiceberg's SQL, REST or Glue catalog, its metadata files).
 
     The SQLSTATE of the DBAPI error SQLAlchemy wraps (a PostgreSQL catalog) first, or libpq's refusal
     of the connection, then SQLAlchemy's type; a file-level error of the catalog's metadata (pyarrow's local or S3 filesystem) as the lake's.
@@ -193,6 +193,8 @@ def catalog_class(exc: BaseException) -> type[LakeError]:
         outcome = Outcome.REFUSED  # a wrong role, password or database: libpq keeps its SQLSTATE
     if outcome is None and type(exc).__module__.startswith("sqlalchemy"):
         outcome = next((CATALOG_TYPES[c.__name__] for c in type(exc).__mro__ if c.__name__ in CATALOG_TYPES), None)
+    if outcome is None and type(exc).__module__.startswith("botocore"):
+        return boto_class(exc)  # AWS Glue's API, classed as S3's
     if outcome is None and isinstance(exc, OSError):
         return lake_class(exc)
     return LAKE_CLASSES[outcome or _F]

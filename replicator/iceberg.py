@@ -15,7 +15,8 @@ Each replicated table is published as two Iceberg tables, each recording the bat
 - the current-state table `<current_namespace>.<name>` (one row per key, deletions removed; see
   `iceberg_current`), located in `_current/` of the same folder.
 Catalogs: pyiceberg's SQL catalog (SQLite file, PostgreSQL), REST and AWS Glue, by `lake.iceberg.catalog`.
-Not yet: types Iceberg lacks (they are refused, naming the column).
+Types: the sources give such a project Iceberg's (`sources.typemap.iceberg_compatible`); a batch written
+before, with types Iceberg lacks, is refused naming the column.
 """
 
 from __future__ import annotations
@@ -268,8 +269,9 @@ class IcebergPublisher:
     def _checked(self, name: str, schema: pa.Schema) -> pa.Schema:
         bad = _unsupported(schema)
         if bad:
-            raise LakeError(f"table {name!r}: Iceberg has no type for {', '.join(bad)}; leave lake.iceberg off for "
-                            "this project, or list the table's columns without them")
+            raise LakeError(f"table {name!r}: Iceberg has no type for {', '.join(bad)}, which the lake holds from "
+                            f"before lake.iceberg was set; resync with `replicator sync {name} --full-refresh` "
+                            "(new batches get Iceberg's types), or list the table's columns without them")
         return schema
 
     def _publish_one(self, lake: TableLake, table: Table, manifest: Manifest) -> Table:

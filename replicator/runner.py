@@ -97,7 +97,8 @@ class Replicator:
                 # Imported here: SQLAlchemy and the drivers cost 0.2 s that load and status never need.
                 from .sources import open_source
 
-                self._sources[name] = open_source(name, self.project.config.sources[name])
+                self._sources[name] = open_source(name, self.project.config.sources[name],
+                                                  iceberg_types=self.project.config.lake.iceberg is not None)
             return self._sources[name]
 
     def close(self) -> None:

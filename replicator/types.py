@@ -20,6 +20,8 @@ __all__ = [
     "ColumnSpec",
     "Unrepresentable",
     "arrow_schema",
+    "decimal_logical",
+    "decimal_text_logical",
     "schema_fingerprint",
 ]
 
@@ -30,6 +32,22 @@ LOGICAL_KEY = b"replicator.logical"
 SOURCE_TYPE_KEY = b"replicator.source_type"
 
 Converter = Callable[[Sequence[Any]], Sequence[Any]]
+
+# A decimal wider than 38 digits held as its exact text (a project that publishes to Iceberg): the field's
+# logical type `decimal(p,s)` keeps what it is, for the PostgreSQL warehouse's numeric(p,s).
+_DECIMAL_TEXT = "decimal"
+
+
+def decimal_text_logical(precision: int, scale: int) -> str:
+    return f"{_DECIMAL_TEXT}({precision},{scale})"
+
+
+def decimal_logical(logical: str | None) -> tuple[int, int] | None:
+    """The (precision, scale) of a wide decimal held as text (logical `decimal(p,s)`), else None."""
+    if not logical or not logical.startswith(_DECIMAL_TEXT + "("):
+        return None
+    precision, scale = logical[len(_DECIMAL_TEXT) + 1:-1].split(",")
+    return int(precision), int(scale)
 
 
 @dataclass(frozen=True)

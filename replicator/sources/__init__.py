@@ -19,15 +19,21 @@ READERS: dict[str, type[SqlSource]] = {
 }
 
 
-def open_source(name: str, config: SourceConfig) -> SqlSource:
-    """The reader for `config.url`'s dialect; the engine connects lazily."""
+def open_source(name: str, config: SourceConfig, *, iceberg_types: bool = False) -> SqlSource:
+    """The reader for `config.url`'s dialect; the engine connects lazily.
+
+    `iceberg_types`: columns get the Arrow types every Iceberg reader accepts (`typemap.iceberg_compatible`),
+    for a project that publishes its lake to Iceberg (registered files must already have them).
+    """
     engine = make_engine(config.url, f"sources.{name}")
     reader = READERS.get(engine.dialect.name)
     if reader is None:
         raise ConfigError(
             f"sources.{name}.url: dialect {engine.dialect.name!r} is not supported; use postgresql://, mysql+pymysql:// or sqlite:///"
         )
-    return reader(name, config, engine)
+    source = reader(name, config, engine)
+    source.iceberg_types = iceberg_types
+    return source
 
 
 __all__ += ["make_engine", "normalize_url"]

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ReplicatorError, SourceError, mask_secrets
-from ..types import SOURCE_TYPE_KEY
+from ..types import LOGICAL_KEY, SOURCE_TYPE_KEY, decimal_logical
 from .errors import source_class, source_outcome
-from .typemap import NON_FINITE_REMEDY, TIME_REMEDY
+from .typemap import NON_FINITE_REMEDY, TIME_REMEDY, UNSIGNED_REMEDY
 
 __all__ = ["conform", "reader_error"]
 
@@ -27,6 +27,8 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, table: str = "") -> pa.Rec
     for array, field in zip(batch.columns, schema):
         if isinstance(array.type, pa.BaseExtensionType):  # ADBC's numeric is an opaque type over its text
             array = array.storage
+        if pa.types.is_string(array.type) and _wide_decimal(field):  # its exact text: only check it is a number
+            _finite(array, field, table)
         if array.type != field.type:
             if pa.types.is_string(array.type) and pa.types.is_time64(field.type):
                 array = _time_of_day(array, field, table)
@@ -47,11 +49,21 @@ def _cast(array: pa.Array, field: pa.Field, table: str) -> pa.Array:
         return pc.cast(array, field.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         if pa.types.is_decimal(field.type) and pa.types.is_string(array.type):
-            odd = array.filter(pc.fill_null(pc.is_in(pc.utf8_lower(array), _NON_FINITE), False))
-            if len(odd):
-                raise SourceError(f"{_where(table, field)} holds {odd[0].as_py()}, which a decimal cannot hold; "
-                                  f"{NON_FINITE_REMEDY}") from exc
-        raise SourceError(f"{_where(table, field)}: a value does not fit {field.type}: {exc}") from exc
+            _finite(array, field, table)
+        remedy = f"; {UNSIGNED_REMEDY}" if pa.types.is_unsigned_integer(array.type) else ""
+        raise SourceError(f"{_where(table, field)}: a value does not fit {field.type}: {exc}{remedy}") from exc
+
+
+def _wide_decimal(field: pa.Field) -> bool:
+    return decimal_logical((field.metadata or {}).get(LOGICAL_KEY, b"").decode()) is not None
+
+
+def _finite(text: pa.Array, field: pa.Field, table: str) -> None:
+    """Stop on a decimal's text that is no number (PostgreSQL's NaN and Infinity)."""
+    odd = text.filter(pc.fill_null(pc.is_in(pc.utf8_lower(text), _NON_FINITE), False))
+    if len(odd):
+        raise SourceError(f"{_where(table, field)} holds {odd[0].as_py()}, which a decimal cannot hold; "
+                          f"{NON_FINITE_REMEDY}")
 
 
 def _time_of_day(text: pa.Array, field: pa.Field, table: str) -> pa.Array:

@@ -25,7 +25,7 @@ from ..types import ColumnSpec
 from ..watermark import Probe, SettleClock
 from . import query
 from .errors import source_class, source_outcome
-from .typemap import column_spec
+from .typemap import column_spec, iceberg_compatible
 
 __all__ = ["ReadRequest", "SourceReader", "SqlSource", "TableSchema", "source_error"]
 
@@ -79,6 +79,8 @@ class SqlSource:
     """A source read through SQLAlchemy Core; dialect modules override the hooks below."""
 
     dialect: ClassVar[str] = ""
+
+    iceberg_types = False  # set by open_source: Iceberg-compatible column types (typemap.iceberg_compatible)
 
     def __init__(self, name: str, config: SourceConfig, engine: Engine | None = None) -> None:
         self.name = name
@@ -173,6 +175,8 @@ class SqlSource:
             raise SourceError("; ".join(dict.fromkeys(missing)) + f" (it has: {have})")
         wanted = [*wanted, *[c for c in [table.null_fallback, table.soft_delete] if c and c not in wanted]]
         specs = tuple(column_spec(self.dialect, c, by_name[c]["type"], by_name[c].get("nullable", True)) for c in wanted)
+        if self.iceberg_types:
+            specs = tuple(map(iceberg_compatible, specs))
         schema = TableSchema(specs, tuple(by_name))
         self._check_kinds(table, schema)
         return schema

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql
 
 from ..errors import ReplicatorError
 from ..native_memory import release_free_memory, share_one_arena
-from ..types import ColumnSpec
+from ..types import ColumnSpec, decimal_logical
 from .arrow import conform, reader_error
 from .base import ReadRequest, TableSchema
 from .query import inline_text, read_select
@@ -56,7 +56,8 @@ def _cast_type(t: pa.DataType) -> sa.types.TypeEngine[Any] | None:
 
 
 def _as_text(spec: ColumnSpec) -> bool:
-    return pa.types.is_decimal(spec.arrow_type) or pa.types.is_time64(spec.arrow_type)
+    return (pa.types.is_decimal(spec.arrow_type) or pa.types.is_time64(spec.arrow_type)
+            or decimal_logical(spec.logical) is not None)
 
 
 def arrow_path_available(schema: TableSchema) -> bool:

@@ -14,17 +14,21 @@ import importlib
 import json
 import logging
 from collections.abc import Callable
-from decimal import Decimal
+from dataclasses import replace
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from ..types import UNBOUNDED_NUMERIC, ColumnSpec, Converter
+from ..types import UNBOUNDED_NUMERIC, ColumnSpec, Converter, decimal_text_logical
 
-__all__ = ["NON_FINITE_REMEDY", "TIME_REMEDY", "column_spec"]
+__all__ = ["NON_FINITE_REMEDY", "TIME_REMEDY", "UNSIGNED_REMEDY", "column_spec", "iceberg_compatible"]
 
+UNSIGNED_REMEDY = ("Iceberg has no unsigned integers, so with lake.iceberg set this column is a signed one; change "
+                   "the value in the source, or leave the column out with `columns:` in the table's YAML; nothing "
+                   "was written")
 NON_FINITE_REMEDY = ("replace it in the source (with NULL, say), or leave the column out with `columns:` "
                      "in the table's YAML; nothing was written")
 TIME_REMEDY = ("store such durations as an integer or interval column in the source, or leave the column out "
@@ -250,3 +254,49 @@ def _sqlite(t: sa.types.TypeEngine[Any]) -> _Mapping:
     if isinstance(t, sa.LargeBinary):
         return pa.binary(), None, None, _map_values(_to_bytes)
     return pa.string(), None, None, _map_values(lambda v: v if isinstance(v, str) else str(v))
+
+
+# Iceberg has no unsigned integers and no decimal wider than 38 digits. A project that publishes to Iceberg
+# gets, for those columns only: unsigned integers widened to the next signed type (uint64 to int64, with a
+# value above 9223372036854775807 stopping the sync: no auto-increment id gets there, and ids stay integers
+# that join with other tables' bigint keys), and wide decimals as their exact text with every declared
+# decimal, marked `decimal(p,s)` so the PostgreSQL warehouse still holds numeric(p,s).
+_MAX_LONG = 2**63 - 1
+_SIGNED = {pa.uint8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
+
+
+def iceberg_compatible(spec: ColumnSpec) -> ColumnSpec:
+    """`spec` with an Arrow type every Iceberg reader accepts (other columns unchanged)."""
+    t = spec.arrow_type
+    if t == pa.uint64():
+        return replace(spec, arrow_type=pa.int64(), convert=_then(spec.convert, _map_values(_long)))
+    if t in _SIGNED:
+        return replace(spec, arrow_type=_SIGNED[t])
+    if pa.types.is_decimal256(t):
+        return replace(spec, arrow_type=pa.string(), logical=decimal_text_logical(t.precision, t.scale),
+                       convert=_then(spec.convert, _decimal_text(t.scale)))
+    return spec
+
+
+def _long(v: Any) -> int:
+    if v > _MAX_LONG:
+        raise ValueError(f"{v} is above {_MAX_LONG}; {UNSIGNED_REMEDY}")
+    return int(v)
+
+
+def _then(first: Converter | None, second: Converter) -> Converter:
+    return second if first is None else (lambda values: second(first(values)))
+
+
+def _decimal_text(scale: int) -> Converter:
+    exponent = Decimal(1).scaleb(-scale)
+    context = Context(prec=1000)
+
+    def one(v: Any) -> str:
+        v = _finite_decimal(Decimal(v))
+        q = v.quantize(exponent, context=context)
+        if q != v:
+            raise ValueError(f"{v!r} has more decimal places than the declared scale {scale}")
+        return format(q, "f")
+
+    return _map_values(one)

@@ -25,7 +25,7 @@ from psycopg2 import sql
 
 from ..current_state import DELETED_COLUMN, CurrentStateRule
 from ..errors import WarehouseError, mask_secrets
-from ..types import LOGICAL_KEY
+from ..types import LOGICAL_KEY, decimal_logical
 from .base import LEDGER_TABLE, Loaded, LoadSpec
 from .errors import postgres_class, postgres_warehouse_error
 
@@ -44,6 +44,9 @@ def pg_type(field: pa.Field) -> str:
         return "jsonb"
     if logical == "uuid":
         return "uuid"
+    wide = decimal_logical(logical)
+    if wide is not None:  # a wide decimal's exact text (lake.iceberg): numeric again here
+        return f"numeric({wide[0]},{wide[1]})"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return pg_type(pa.field("item", t.value_type)) + "[]"
     simple = {
@@ -83,9 +86,9 @@ def _wire_type(t: pa.DataType) -> pa.DataType:
 
 
 def _stage_type(field: pa.Field) -> str:
-    """The stage column's type: the warehouse type, except uuid, staged as text and cast by the merge
-    (its binary form is 16 bytes, which no Arrow cast gives from the lake's text)."""
-    return "text" if _logical(field) == "uuid" else pg_type(field)
+    """The stage column's type: the warehouse type, except uuid and a wide decimal's text, staged as text
+    and cast by the merge (no Arrow cast gives their binary form from the lake's text)."""
+    return "text" if _logical(field) == "uuid" or decimal_logical(_logical(field)) else pg_type(field)
 
 
 def _wire_column(field: pa.Field, column: pa.Array) -> pa.Array:

@@ -21,8 +21,11 @@ before, with types Iceberg lacks, is refused naming the column.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,13 +148,10 @@ class IcebergPublisher:
         batches = []
         for identifier in (self.identifier(name), self.current_identifier(name)):
             try:
-                batches.append(self.last_published(self.catalog.load_table(identifier)))
+                with _catalog_errors(f"read {identifier}"):
+                    batches.append(self.last_published(self.catalog.load_table(identifier)))
             except NoSuchTableError:
                 return 0
-            except ReplicatorError:
-                raise
-            except Exception as exc:
-                raise catalog_error(f"read {identifier}", exc) from exc
         return min(batches)
 
     def last_published(self, table: Table) -> int:
@@ -167,15 +167,11 @@ class IcebergPublisher:
         """
         identifier, current_identifier = self.identifier(lake.name), self.current_identifier(lake.name)
         rule = CurrentStateRule.of(table_config)
-        try:
+        with _catalog_errors(f"publish {identifier}", missing_passes=False):
             table, changes = self._catch_up(lake, self._table(lake, table_config), self._publish_one)
             current, states = self._catch_up(
                 lake, self._current_table(lake, table_config),
                 lambda lk, t, m: self._publish_current(lk, t, m, rule))
-        except ReplicatorError:
-            raise
-        except Exception as exc:
-            raise catalog_error(f"publish {identifier}", exc) from exc
         published = sorted({*changes, *states})
         if published:
             log.info("table %r: published batches %s to Iceberg %s and %s", lake.name, published, identifier,
@@ -295,6 +291,50 @@ class IcebergPublisher:
             apply_batch(tx, table, lake, manifest, rule, _properties(manifest))
         return self._tag(table.refresh(), manifest.seq)
 
+    def expire_current(self, lake: TableLake, retention: dt.timedelta, now: dt.datetime) -> int:
+        """Forget the current-state table's snapshots older than `retention` and delete the files no kept
+        snapshot reads; returns how many files went. The caller holds the table's lease, so no publication
+        has files written but not yet committed.
+
+        Kept: the current snapshot, every snapshot of the last `retention`, and each one a batch tag younger
+        than `tag_max_age` names (older tags are removed first: pyiceberg never expires a reference).
+        """
+        from pyiceberg.exceptions import NoSuchTableError
+
+        identifier = self.current_identifier(lake.name)
+        try:
+            with _catalog_errors(f"expire {identifier}"):
+                table = self.catalog.load_table(identifier)
+                current = table.current_snapshot()
+                if current is None:
+                    return 0
+                old_tag = int((now - self.config.tag_max_age).timestamp() * 1000)
+                stale = [name for name, ref in table.refs().items() if name.startswith("batch-")
+                         and table.snapshot_by_id(ref.snapshot_id) is not None
+                         and table.snapshot_by_id(ref.snapshot_id).timestamp_ms < old_tag]  # type: ignore[union-attr]
+                if stale:
+                    with table.manage_snapshots() as refs:
+                        for name in stale:
+                            refs.remove_tag(name)
+                    table = table.refresh()
+                pinned = {ref.snapshot_id for ref in table.refs().values()}
+                cutoff = int((now - retention).timestamp() * 1000)
+                expired = [s.snapshot_id for s in table.snapshots()
+                           if s.timestamp_ms < cutoff and s.snapshot_id not in pinned]
+                if expired:
+                    table.maintenance.expire_snapshots().by_ids(expired).commit()
+                    table = table.refresh()
+                read = _data_files(table)
+                gone = [f for f in lake.current_files() if _plain(lake.store.uri(f)) not in read]
+        except NoSuchTableError:
+            return 0
+        for path in gone:
+            lake.delete(path)
+        if gone:
+            log.info("table %r: %d current-state files no snapshot within %s reads removed", lake.name, len(gone),
+                     retention)
+        return len(gone)
+
     def _tag(self, table: Table, seq: int) -> Table:
         """Tag the snapshot that published batch `seq` (a separate commit: a crash before it is repaired
         by the next publication, which tags its last published batch if it has no tag)."""
@@ -307,6 +347,39 @@ class IcebergPublisher:
                                             max_ref_age_ms=int(self.config.tag_max_age.total_seconds() * 1000)
                                             ).commit()
         return table.refresh()
+
+
+@contextmanager
+def _catalog_errors(action: str, *, missing_passes: bool = True) -> Iterator[None]:
+    """The catalog's errors as ours; pyiceberg's NoSuchTableError passes when the caller gives it a meaning."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        yield
+    except ReplicatorError:
+        raise
+    except Exception as exc:
+        if missing_passes and isinstance(exc, NoSuchTableError):
+            raise
+        raise catalog_error(action, exc) from exc
+
+
+def _data_files(table: Table) -> set[str]:
+    """Every data file a snapshot of `table` reads (each manifest read once)."""
+    seen: set[str] = set()
+    files: set[str] = set()
+    for snapshot in table.snapshots():
+        for manifest in snapshot.manifests(table.io):
+            if manifest.manifest_path in seen:
+                continue
+            seen.add(manifest.manifest_path)
+            files.update(_plain(e.data_file.file_path) for e in manifest.fetch_manifest_entry(table.io))
+    return files
+
+
+def _plain(uri: str) -> str:
+    """A file's URI as the lake store spells it (pyiceberg writes local paths as file: URIs)."""
+    return uri.removeprefix("file://") if uri.startswith("file:///") else uri
 
 
 def _properties(manifest: Manifest) -> dict[str, str]:

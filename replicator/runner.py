@@ -252,9 +252,24 @@ class Replicator:
 
         self.project.table(name)
         result = compact_table(self, name, retention)
-        if self.iceberg is not None and result.batch_id is not None:
-            self._publish_after_commit(name)
+        if self.iceberg is not None:
+            if result.batch_id is not None:
+                self._publish_after_commit(name)
+            result = replace(result, removed_history_files=result.removed_history_files
+                             + self._expire_iceberg(name, retention))
         return result
+
+    def _expire_iceberg(self, name: str, retention: dt.timedelta) -> int:
+        """The current-state table's history past `retention`, under the table's lease; a catalog that is
+        down leaves it for the next compaction."""
+        assert self.iceberg is not None
+        lake = self.table_lake(name)
+        try:
+            with lake.lease(uuid.uuid4().hex, self.project.config.defaults.lease_ttl):
+                return self.iceberg.expire_current(lake, retention, dt.datetime.now(dt.timezone.utc))
+        except ReplicatorError as exc:
+            log.warning("table %r: the Iceberg current-state table's history was not expired: %s", name, exc)
+            return 0
 
     def _reconcile_due(self, name: str, every: dt.timedelta) -> bool:
         record = self.table_lake(name).last_reconcile()

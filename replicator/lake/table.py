@@ -161,6 +161,10 @@ class TableLake:
     def delete(self, path: str) -> None:
         self.store.delete(path)
 
+    def current_files(self) -> list[str]:
+        """The data files of the Iceberg current-state table under `_current/data/` (store paths)."""
+        return sorted(i.path for i in self.store.list_files(paths.join(self.store.root, self.name, "_current", "data")))
+
     def file_uri(self, file: DataFile) -> str:
         """The URL of a committed file at its final place in the Hive layout."""
         return self.store.uri(paths.in_table(self.store.root, self.name, file.path))

@@ -7,6 +7,7 @@ catalog lists them. Nothing here uses replicator's reader or its current-state r
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,37 @@ def test_a_key_the_source_does_not_enforce_is_still_one_row(tmp_path: Path, pg_u
     rows = current.select(["id", "price"]).to_pylist()
     assert len(rows) == 20 and {r["id"] for r in rows} == set(range(1, 21))
     assert [r["price"] for r in rows if r["id"] == 7] == [Decimal("99.50")]  # the later watermark wins
+
+
+def test_compaction_expires_the_current_state_history_past_its_retention(tmp_path: Path, pg_url: str) -> None:
+    import time
+
+    execute(
+        pg_url,
+        "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int, price numeric(12,2), updated_at timestamptz NOT NULL)",
+        "INSERT INTO rides SELECT g, 1, 1.5, now() - interval '2 hours' FROM generate_series(1, 60) g",
+    )
+    path = _project(tmp_path, pg_url, lake=str(tmp_path / "lake"), catalog_uri=f"sqlite:///{tmp_path / 'c.db'}",
+                    table="source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\n")
+    path.write_text(path.read_text().replace("  iceberg:\n", "  iceberg:\n    tag_max_age: 1s\n"))
+    rep = Replicator.from_path(path)
+    rep.sync("rides")
+    for minutes in (50, 40, 30):  # three batches, each rewriting the one key-range partition
+        execute(pg_url, f"UPDATE rides SET price = price + 1, updated_at = now() - interval '{minutes} minutes'"
+                        " WHERE id <= 10")
+        rep.sync("rides")
+    folder = tmp_path / "lake" / "rides" / "_current" / "data"
+    on_disk_before = len(list(folder.rglob("*.parquet")))
+    catalog = pyiceberg_sql.SqlCatalog("replicator", uri=f"sqlite:///{tmp_path / 'c.db'}")
+    assert len(catalog.load_table("lake_current.rides").snapshots()) == 4 and on_disk_before >= 4
+
+    time.sleep(1.1)  # the batch tags are past their age
+    result = rep.compact("rides", dt.timedelta(0))
+    table = catalog.load_table("lake_current.rides")
+    assert _by_key(table.scan().to_arrow()) == _source(pg_url)
+    kept = {t.file.file_path.removeprefix("file://") for t in table.scan().plan_files()}
+    on_disk = {str(p) for p in folder.rglob("*.parquet")}
+    assert on_disk == kept  # only the files the current snapshot reads are left
+    assert [s.snapshot_id for s in table.snapshots()] == [table.current_snapshot().snapshot_id]
+    assert not [name for name in table.refs() if name.startswith("batch-") and name != "batch-5"]
+    assert result.removed_history_files >= on_disk_before - len(kept)

@@ -1,0 +1,110 @@
+"""S3 requests per incremental sync, as a table's batches pile up: `python -m bench.s3_requests [--syncs N]`.
+
+A 20,000-row PostgreSQL table (database `replicator_bench_s3req`, made here) partitioned by `created_at`
+over 14 days, its lake on moto's S3 server over HTTP (in this process), a local DuckDB warehouse. After the
+full load, N times: about 20 rows change, and a fresh `replicator sync` process runs. Every request the
+server answers is counted from its own request log (werkzeug's), by kind: LIST (GET with list-type), GET,
+HEAD, PUT, POST (multipart), DELETE. Prints a Markdown table of the counts at a few batch numbers: flat
+counts mean a sync's cost does not grow with the batches a table has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .measure import S3Server
+from .pg_scratch import fresh_database, url
+
+DB = "replicator_bench_s3req"
+_REQUEST = re.compile(r'"([A-Z]+) ([^ ]+) HTTP/')
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours some lines (206, 404) for a terminal
+
+
+class _Counter(logging.Handler):
+    """Counts the S3 server's requests by kind (from werkzeug's access log lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = _REQUEST.search(_COLOUR.sub("", record.getMessage()))
+        if found is None or found.group(2).startswith("/moto-api"):
+            return
+        method, target = found.groups()
+        self.counts["LIST" if method == "GET" and "list-type=" in target else method] += 1
+
+
+def make_table(rows: int) -> None:
+    engine = fresh_database(DB)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, status text, price numeric(12,2),"
+            " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO rides SELECT g, g % 50, 'requested', (g % 10000) / 100.0,"
+            " timestamptz '2026-11-01' + (g % 14) * interval '1 day', now() - interval '2 hours'"
+            " FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(sa.text("CREATE INDEX ON rides (updated_at)"))
+    engine.dispose()
+
+
+def change_some(batch: int) -> None:
+    engine = sa.create_engine(url(DB))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rides SET status = 'completed', updated_at = now() - interval '1 minute'"
+                             " WHERE id % 1000 = :k"), {"k": batch % 1000})
+    engine.dispose()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--syncs", type=int, default=60)
+    args = parser.parse_args(argv)
+    make_table(args.rows)
+    counter = _Counter()
+    with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:
+        werkzeug = logging.getLogger("werkzeug")
+        werkzeug.setLevel(logging.INFO)
+        werkzeug.propagate = False
+        werkzeug.addHandler(counter)
+        folder = Path(tmp)
+        (folder / "schemas").mkdir()
+        (folder / "replicator.yml").write_text(
+            f"sources:\n  app:\n    url: '{url(DB)}'\nlake:\n  url: '{s3.new_lake()}'\n"
+            "warehouse:\n  url: duckdb:///warehouse.duckdb\n")
+        (folder / "schemas" / "rides.yml").write_text(
+            "source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\npartition_by: created_at\n")
+        env = {**os.environ, **s3.env}
+        report = {1, 2, 5, 10, 20, 40, args.syncs + 1}
+        rows = []
+        for batch in range(1, args.syncs + 2):
+            if batch > 1:
+                change_some(batch)
+            counter.counts.clear()
+            subprocess.run([sys.executable, "-m", "replicator", "--project", str(folder / "replicator.yml"), "sync",
+                            "rides"], env=env, check=True, capture_output=True)
+            if batch in report:
+                rows.append((batch, dict(counter.counts)))
+    kinds = ["LIST", "GET", "HEAD", "PUT", "POST", "DELETE"]
+    print(f"| batch (a sync of ~{args.rows // 1000} changed rows; batch 1 is the full load) | "
+          + " | ".join(kinds) + " | all |")
+    print("|---" * (len(kinds) + 2) + "|")
+    for batch, counts in rows:
+        print(f"| {batch} | " + " | ".join(str(counts.get(k, 0)) for k in kinds) + f" | {sum(counts.values())} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -16,6 +16,10 @@ Points (the wrapped function, and where the kill happens):
   mid_retire       LakeStore.move of a file replaced by a full batch into _superseded/, at the start of
                    its nth call (default 2); reached only with --full-refresh on a table already synced
   before_load      Replicator._load (the warehouse step of a sync, after its extract and reconcile), at its start
+  before_iceberg   IcebergPublisher.publish (lake.iceberg), at its start: the lake commit stands, no Iceberg table has it
+  between_iceberg_tables
+                   IcebergPublisher._publish_current, at its start: the change table has the batch, the
+                   current-state table not
   mid_load         inside the warehouse transaction: after DuckDBWarehouse._follow_schema (which
                    then also deletes every row of the table, as a rollback must undo it) or after
                    PostgresWarehouse._copy filled the transaction's stage
@@ -32,6 +36,8 @@ from typing import Any
 
 POINTS = ("read", "upload", "before_manifest", "after_manifest", "mid_publish", "before_load", "mid_load")
 """The points every sync reaches; `mid_retire` is reached only by a full batch that replaces files."""
+ICEBERG_POINTS = ("before_iceberg", "between_iceberg_tables")
+"""The points a sync reaches when the project publishes to Iceberg."""
 DEFAULT_NTH = {"read": 2, "upload": 2, "mid_publish": 2, "mid_retire": 2}
 
 NOT_KILLED = 3
@@ -138,6 +144,17 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
             return real_load(self, name)
 
         Replicator._load = load  # type: ignore[method-assign]
+    elif point in ("before_iceberg", "between_iceberg_tables"):
+        from replicator.iceberg import IcebergPublisher
+
+        name = "publish" if point == "before_iceberg" else "_publish_current"
+        real = getattr(IcebergPublisher, name)
+
+        def killed(self: IcebergPublisher, *args: Any, **kwargs: Any) -> Any:
+            die()
+            return real(self, *args, **kwargs)
+
+        setattr(IcebergPublisher, name, killed)
     elif point == "mid_load" and warehouse.startswith("duckdb"):
         from replicator.warehouse.duckdb import DuckDBWarehouse
 
@@ -160,7 +177,8 @@ def install(point: str, nth: int, lake_is_s3: bool, warehouse: str) -> None:
 
         PostgresWarehouse._copy = copy  # type: ignore[method-assign]
     else:
-        raise SystemExit(f"unknown point {point!r}; use one of {', '.join(POINTS)}, mid_retire")
+        raise SystemExit(f"unknown point {point!r}; use one of {', '.join(POINTS)}, mid_retire, "
+                         f"{', '.join(ICEBERG_POINTS)}")
 
 
 def main(argv: list[str]) -> int:

@@ -68,6 +68,8 @@ def _show(rep: Replicator, folder: Path) -> None:
         current = rep.project.config.lake.iceberg.current
         print(f"read Iceberg:   python -c \"from pyiceberg.catalog.sql import SqlCatalog; "
               f"t = SqlCatalog('replicator', uri='sqlite:///{folder / 'iceberg.db'}').load_table('{current}.rides'); "
-              "print(t.scan().to_polars().group_by('status').len())\"  (the current state, one row per ride; every "
+              "rides = t.scan().to_arrow(); import duckdb; "
+              "print(duckdb.sql('SELECT status, count(*) AS rides FROM rides GROUP BY 1 ORDER BY 2 DESC'))\"  "
+              "(the current state, one row per ride; every "
               f"row version: {rep.project.config.lake.iceberg.namespace}.rides)")
     print(f"project file:   {folder / 'replicator.yml'}  (try: replicator --project {folder} status)")

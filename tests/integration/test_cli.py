@@ -147,7 +147,7 @@ def test_demo_runs_end_to_end_and_reruns(tmp_path: Path) -> None:
     assert command is not None, line
     read = subprocess.run([sys.executable, "-c", command.group(1)], capture_output=True, text=True, cwd=tmp_path)
     assert read.returncode == 0, read.stderr
-    printed = dict(re.findall(r"│ (\w+)\s+┆ (\d+)\s+│", read.stdout))
+    printed = dict(re.findall(r"│ (\w+)\s+│\s+(\d+) │", read.stdout))
     con = sqlite3.connect(folder / "app.db")
     try:
         by_status = dict(con.execute("SELECT status, count(*) FROM rides GROUP BY status").fetchall())

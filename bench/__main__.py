@@ -151,8 +151,10 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
     # The same full batch into the PostgreSQL warehouse: a second project on the same lake.
     pg_schema = f"raw_run{run}_{dialect}"
     with pg_warehouse(pg_schema) as url:
-        steps.run("warehouse_load_pg", ["load", "--project", steps.project(
-            "local_pg", lake_url=str(steps.folder / "local" / "lake"), warehouse_url=url, warehouse_schema=pg_schema)])
+        if steps.run("warehouse_load_pg", ["load", "--project", steps.project(
+                "local_pg", lake_url=str(steps.folder / "local" / "lake"), warehouse_url=url,
+                warehouse_schema=pg_schema)]).ok:
+            steps.run("warehouse_floor_pg", ["warehouse_floor_pg", "--url", url, "--schema", pg_schema])
     # The floor client reads the change's own rows right after its UPDATE: the server's share of an
     # incremental read. The same rows are changed again before the extract, so both start from the same state.
     touched, changed_at = touch_two_percent(dialect, SOURCE_TABLE)

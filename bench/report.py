@@ -26,6 +26,8 @@ STEPS: dict[str, str] = {
     "full_s3": "extract: full read -> Parquet -> commit, S3 lake (moto)",
     "warehouse_load": "load: the full batch from the local lake into DuckDB",
     "warehouse_load_pg": "load: the same full batch into the PostgreSQL warehouse (binary COPY, one transaction)",
+    "warehouse_floor_pg": "the PostgreSQL warehouse's own floor: binary COPY of the loaded rows from a file into "
+                          "an identical table with its key (no replicator)",
     "incremental_floor": "the floor client reading only the changed rows (`where updated_at >= <change time>`) "
                          "right after the UPDATE: the server's own share of an incremental read",
     "incremental_2pct_extract": "extract after 2% of the rows changed (the same UPDATE again)",
@@ -46,7 +48,7 @@ class Target:
     dialect: str | None = None
 
     def applies(self, dialect: str, step: str) -> bool:
-        references = ("floor", "cli_ref", "arrow_ref", "incremental_floor")  # not replicator: no target applies
+        references = ("floor", "cli_ref", "arrow_ref", "incremental_floor", "warehouse_floor_pg")  # not replicator
         return self.step in (step, "*") and self.dialect in (None, dialect) and step not in references
 
     def met(self, value: float | None) -> bool | None:
@@ -80,7 +82,7 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
     out = dict(raw)
     if step in ("floor", "cli_ref"):
         rows = table_rows
-    elif step in ("warehouse_load", "warehouse_load_pg", "incremental_2pct_load"):
+    elif step in ("warehouse_load", "warehouse_load_pg", "warehouse_floor_pg", "incremental_2pct_load"):
         rows = raw.get("rows_loaded", 0)
     else:
         rows = raw.get("rows_read", 0)

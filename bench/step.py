@@ -16,6 +16,9 @@ Steps:
   extract  --project P                      Replicator.extract("rides")
   load     --project P                      Replicator.load("rides") (lake -> the project's warehouse)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
+  warehouse_floor_pg --url U --schema S     the PostgreSQL warehouse's own floor: S.rides (just loaded by
+                                            replicator) dumped with binary COPY, then, timed, binary COPY of
+                                            that file into a fresh copy of the table (same types, same key)
 """
 
 from __future__ import annotations
@@ -118,6 +121,32 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
             "bytes": os.path.getsize(args.out) if writer is not None else 0}
 
 
+def _warehouse_floor_pg(args: argparse.Namespace) -> dict[str, Any]:
+    """What the server itself takes to COPY the loaded rows into an identical table with its primary key."""
+    import tempfile
+
+    import psycopg2
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.schema):
+        raise ValueError(f"schema {args.schema!r}: the bench uses plain lower-case names only")
+    table, floor = f'"{args.schema}".{TABLE}', f'"{args.schema}".{TABLE}_floor'
+    with tempfile.NamedTemporaryFile(suffix=".pgcopy") as dump, psycopg2.connect(args.url) as con:
+        with con.cursor() as cur:
+            cur.execute(f"CREATE TABLE {floor} (LIKE {table} INCLUDING ALL)")
+            cur.copy_expert(f"COPY {table} TO STDOUT (FORMAT binary)", dump)
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - names checked above
+            rows = int(cur.fetchone()[0])
+        con.commit()
+        dump.flush()
+        dump.seek(0)
+        started = time.perf_counter()
+        with con.cursor() as cur:
+            cur.copy_expert(f"COPY {floor} FROM STDIN (FORMAT binary)", dump)
+        con.commit()
+        op_s = time.perf_counter() - started
+    return {"op_s": op_s, "import_s": 0.0, "rows_loaded": rows}
+
+
 def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     import replicator
@@ -152,7 +181,9 @@ def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["floor", "arrow_ref", "extract", "load", "sync"])
+    parser.add_argument("step", choices=["floor", "arrow_ref", "extract", "load", "sync", "warehouse_floor_pg"])
+    parser.add_argument("--url", help="warehouse_floor_pg: the PostgreSQL warehouse")
+    parser.add_argument("--schema", help="warehouse_floor_pg: its schema holding the loaded rides")
     parser.add_argument("--project", help="replicator.yml of the bench project (extract, load, sync)")
     parser.add_argument("--dialect", help="postgresql or mariadb (floor)")
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
@@ -163,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.step == "floor":
         result = _floor(args)
+    elif args.step == "warehouse_floor_pg":
+        if not (args.url and args.schema):
+            parser.error("warehouse_floor_pg needs --url and --schema")
+        result = _warehouse_floor_pg(args)
     elif args.step == "arrow_ref":
         if not (args.dialect and args.out):
             parser.error("arrow_ref needs --dialect and --out")

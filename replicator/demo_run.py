@@ -66,7 +66,7 @@ def _show(rep: Replicator, folder: Path) -> None:
           "partitioning='hive').to_table().num_rows)\"")
     if rep.project.config.lake.iceberg is not None:
         current = rep.project.config.lake.iceberg.current
-        print(f"read Iceberg:   python -c \"from pyiceberg.catalog.sql import SqlCatalog; "
+        print(f"read Iceberg:   python -c \"from pyiceberg.catalog.sql import SqlCatalog; "  # noqa: S608 - printed
               f"t = SqlCatalog('replicator', uri='sqlite:///{folder / 'iceberg.db'}').load_table('{current}.rides'); "
               "rides = t.scan().to_arrow(); import duckdb; "
               "print(duckdb.sql('SELECT status, count(*) AS rides FROM rides GROUP BY 1 ORDER BY 2 DESC'))\"  "

@@ -383,9 +383,13 @@ def _plain(uri: str) -> str:
 
 
 def _properties(manifest: Manifest) -> dict[str, str]:
-    """A snapshot's summary entries: the batch it applies."""
-    return {BATCH_KEY: str(manifest.seq), "replicator.mode": manifest.mode,
-            "replicator.created_at": manifest.created_at}
+    """A snapshot's summary entries: the batch it applies, and the watermark the lake stored after it."""
+    summary = {BATCH_KEY: str(manifest.seq), "replicator.mode": manifest.mode,
+               "replicator.created_at": manifest.created_at}
+    if manifest.watermark_column is not None:
+        summary["replicator.watermark_column"] = manifest.watermark_column
+        summary["replicator.watermark"] = "" if manifest.watermark is None else str(manifest.watermark)
+    return summary
 
 
 def file_io_properties() -> dict[str, str]:

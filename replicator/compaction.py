@@ -4,6 +4,9 @@ The snapshot is an ordinary full batch (same commit protocol: staged parts, excl
 whose rows keep their own `_batch_id` and `_loaded_at` and land in their original partition folder, so
 the current state and every time-travel state inside the retention read exactly as before. The files it
 replaces move to `_superseded/`, where they serve time travel until the retention passes.
+
+Its manifest names the batches it compacts (`stats.compaction_of`): a follower standing at the last of
+them (the warehouse, the Iceberg current-state table) already holds its state and only records it.
 """
 
 from __future__ import annotations

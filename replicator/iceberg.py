@@ -287,8 +287,9 @@ class IcebergPublisher:
 
     def _publish_current(self, lake: TableLake, table: Table, manifest: Manifest, rule: CurrentStateRule) -> Table:
         self._checked(lake.name, manifest.schema)
+        unchanged = manifest.compaction_of is not None and manifest.compaction_of == self.last_published(table)
         with table.transaction() as tx:
-            apply_batch(tx, table, lake, manifest, rule, _properties(manifest))
+            apply_batch(tx, table, lake, manifest, rule, _properties(manifest), unchanged=unchanged)
         return self._tag(table.refresh(), manifest.seq)
 
     def expire_current(self, lake: TableLake, retention: dt.timedelta, now: dt.datetime) -> int:

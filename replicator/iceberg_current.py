@@ -53,11 +53,12 @@ def key_range_partitioned(schema: pa.Schema, key: Sequence[str]) -> bool:
 
 
 def apply_batch(tx: Transaction, table: Table, lake: TableLake, manifest: Manifest, rule: CurrentStateRule,
-                properties: dict[str, str]) -> None:
+                properties: dict[str, str], *, unchanged: bool = False) -> None:
     """Stage batch `manifest` into `tx`, a transaction on the current-state table `table`: one overwrite snapshot.
 
     Rows are written a piece at a time (a lake file of a full batch, a touched partition), so memory
-    follows the largest piece, not the table.
+    follows the largest piece, not the table. `unchanged`: the batch holds the table's state as it is (a
+    compaction of the batch it stands at): the snapshot records it and moves no file.
     """
     # pyiceberg's own writer of partitioned data files, without its commit (ours is the one overwrite below).
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -66,7 +67,10 @@ def apply_batch(tx: Transaction, table: Table, lake: TableLake, manifest: Manife
         update.union_by_name(current_schema(manifest.schema))
     target = tx.table_metadata.schema().as_arrow()
     tasks = list(table.scan().plan_files()) if table.current_snapshot() is not None else []
-    if manifest.mode == "full":
+    pieces: Iterator[pa.Table]
+    if unchanged:
+        removed, pieces = [], iter(())
+    elif manifest.mode == "full":
         removed = tasks
         pieces = _full_pieces(lake, manifest, rule)
     else:

@@ -47,8 +47,14 @@ def load_table(name: str, table: TableConfig, store: LakeStore, warehouse: Wareh
         spec = LoadSpec(name, table.primary_key, table.watermark, fallback=table.null_fallback)
         rows = 0
         for manifest in pending:
-            rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", lake.batch_dataset(manifest))
-            log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
+            if manifest.compaction_of == last:  # the same rows: an empty merge records the batch in the ledger
+                rows += warehouse.load_batch(spec, manifest.seq, False, manifest.schema.empty_table())
+                log.info("table %r: batch %d compacts batch %d, which the warehouse holds: recorded", name,
+                         manifest.seq, last)
+            else:
+                rows += warehouse.load_batch(spec, manifest.seq, manifest.mode == "full", lake.batch_dataset(manifest))
+                log.info("table %r: loaded batch %d into the warehouse", name, manifest.seq)
+            last = manifest.seq
         in_table = warehouse.row_count(name)
     return LoadResult(table=name, batches=[m.seq for m in pending], rows_loaded=rows,
                       rows_in_table=in_table, duration_s=time.perf_counter() - started)

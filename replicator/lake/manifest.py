@@ -55,6 +55,15 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     @property
+    def compaction_of(self) -> int | None:
+        """For a compaction's snapshot batch, the batch whose current state it holds unchanged; else None.
+
+        A follower standing at that batch already has this one's state: it records the batch, moves nothing.
+        """
+        compacted = self.stats.get("compaction_of") if self.mode == "full" else None
+        return max(compacted) if compacted else None
+
+    @property
     def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 

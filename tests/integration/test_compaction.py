@@ -58,3 +58,71 @@ def test_compaction_keeps_every_state_inside_retention(partition: str, tmp_path:
     with pytest.raises(LakeError, match="older than the retention"):
         rep.read_table("orders", as_of=3)
     assert rows_by_key(rep.read_table("orders"), ["id"], COLS) == source_rows(pg_url, "SELECT id, state FROM orders", ["id"], COLS)
+
+
+def _orders(pg_url: str, tmp_path: Path, warehouse: str) -> Replicator:
+    execute(pg_url, "CREATE TABLE orders (id int PRIMARY KEY, state text, updated_at timestamptz NOT NULL)",
+            "INSERT INTO orders SELECT g, 'new', now() - interval '2 hours' FROM generate_series(1, 50) g")
+    path = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"), warehouse=warehouse,
+                         tables={"orders": "source: app\ntable: orders\nprimary_key: [id]\nwatermark: updated_at\n"})
+    return Replicator.from_path(path)
+
+
+def _physical_rows(pg_url: str, warehouse: str, tmp_path: Path) -> dict[int, str]:
+    """Each warehouse row's physical identity (PostgreSQL: the inserting transaction; DuckDB: its rowid),
+    which a rewrite of the row changes."""
+    if warehouse == "postgres":
+        from ..conftest import query
+
+        return {r[0]: str(r[1]) for r in query(pg_url, "SELECT id, xmin FROM raw.orders")}
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        return {r[0]: str(r[1]) for r in con.execute("SELECT id, rowid FROM raw.orders").fetchall()}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_compaction_moves_nothing_in_a_warehouse_that_holds_its_state(tmp_path: Path, pg_url: str,
+                                                                          warehouse: str) -> None:
+    from ..conftest import query
+
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}" if warehouse == "duckdb" else pg_url
+    rep = _orders(pg_url, tmp_path, url)
+    rep.sync("orders")
+    for minutes in (50, 40):
+        execute(pg_url, f"UPDATE orders SET state = 'v{minutes}', updated_at = now() - interval '{minutes} minutes'"
+                        " WHERE id <= 10")
+        rep.sync("orders")
+    before = _physical_rows(pg_url, warehouse, tmp_path)
+    assert rep.compact("orders").batch_id == 4
+    loaded = rep.load("orders")
+    assert loaded.batches == [4] and loaded.rows_loaded == 0
+    assert _physical_rows(pg_url, warehouse, tmp_path) == before  # not one row rewritten
+    if warehouse == "postgres":
+        assert query(pg_url, "SELECT last_loaded_seq FROM raw._replicator_batches WHERE table_name = 'orders'") == [(4,)]
+    # Later batches load on top as usual.
+    execute(pg_url, "UPDATE orders SET state = 'late', updated_at = now() - interval '30 minutes' WHERE id = 1",
+            "DELETE FROM orders WHERE id = 2")
+    rep.sync("orders")
+    rep.reconcile("orders", apply_deletes=True)
+    rep.load("orders")
+    expected = source_rows(pg_url, "SELECT id, state FROM orders", ["id"], COLS)
+    if warehouse == "duckdb":
+        assert duckdb_rows(rep, "orders", ["id"], COLS) == expected
+    else:
+        got = {(r[0],): (r[0], r[1]) for r in query(pg_url, "SELECT id, state FROM raw.orders")}
+        assert got == expected
+
+
+def test_a_warehouse_behind_a_compaction_loads_it_whole(tmp_path: Path, pg_url: str) -> None:
+    rep = _orders(pg_url, tmp_path, f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    rep.sync("orders")
+    execute(pg_url, "UPDATE orders SET state = 'v2', updated_at = now() - interval '40 minutes' WHERE id <= 10")
+    rep.extract("orders")  # batch 2 reaches the lake, not the warehouse
+    assert rep.compact("orders").batch_id == 3
+    loaded = rep.load("orders")
+    assert loaded.batches == [3] and loaded.rows_loaded == 50
+    assert duckdb_rows(rep, "orders", ["id"], COLS) == source_rows(pg_url, "SELECT id, state FROM orders", ["id"], COLS)

@@ -21,3 +21,27 @@ def fresh_database(database: str) -> sa.Engine:
         conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
     return sa.create_engine(url(database))
+
+
+def small_rides(database: str, rows: int) -> None:
+    """A fresh `database` with `rides`: `rows` rows over 14 day partitions of `created_at`, indexed `updated_at`."""
+    engine = fresh_database(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, status text, price numeric(12,2),"
+            " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO rides SELECT g, g % 50, 'requested', (g % 10000) / 100.0,"
+            " timestamptz '2026-11-01' + (g % 14) * interval '1 day', now() - interval '2 hours'"
+            " FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(sa.text("CREATE INDEX ON rides (updated_at)"))
+    engine.dispose()
+
+
+def change_small_rides(database: str, batch: int) -> None:
+    """About one row in 1,000 of `rides` changes (a different one each batch), stamped a minute ago."""
+    engine = sa.create_engine(url(database))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rides SET status = 'completed', updated_at = now() - interval '1 minute'"
+                             " WHERE id % 1000 = :k"), {"k": batch % 1000})
+    engine.dispose()

@@ -20,10 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from .measure import S3Server
-from .pg_scratch import fresh_database, url
+from .pg_scratch import change_small_rides, small_rides, url
 
 DB = "replicator_bench_s3req"
 _REQUEST = re.compile(r'"([A-Z]+) ([^ ]+) HTTP/')
@@ -45,34 +43,12 @@ class _Counter(logging.Handler):
         self.counts["LIST" if method == "GET" and "list-type=" in target else method] += 1
 
 
-def make_table(rows: int) -> None:
-    engine = fresh_database(DB)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, status text, price numeric(12,2),"
-            " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
-        conn.execute(sa.text(
-            "INSERT INTO rides SELECT g, g % 50, 'requested', (g % 10000) / 100.0,"
-            " timestamptz '2026-11-01' + (g % 14) * interval '1 day', now() - interval '2 hours'"
-            " FROM generate_series(1, :n) g"), {"n": rows})
-        conn.execute(sa.text("CREATE INDEX ON rides (updated_at)"))
-    engine.dispose()
-
-
-def change_some(batch: int) -> None:
-    engine = sa.create_engine(url(DB))
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE rides SET status = 'completed', updated_at = now() - interval '1 minute'"
-                             " WHERE id % 1000 = :k"), {"k": batch % 1000})
-    engine.dispose()
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--syncs", type=int, default=60)
     args = parser.parse_args(argv)
-    make_table(args.rows)
+    small_rides(DB, args.rows)
     counter = _Counter()
     with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:
         werkzeug = logging.getLogger("werkzeug")
@@ -91,7 +67,7 @@ def main(argv: list[str]) -> int:
         rows = []
         for batch in range(1, args.syncs + 2):
             if batch > 1:
-                change_some(batch)
+                change_small_rides(DB, batch)
             counter.counts.clear()
             subprocess.run([sys.executable, "-m", "replicator", "--project", str(folder / "replicator.yml"), "sync",
                             "rides"], env=env, check=True, capture_output=True)

@@ -62,6 +62,10 @@ def cmd_sync(rep: Replicator, args: argparse.Namespace) -> int:
             f"warehouse: {ld.rows_loaded:,} rows loaded, {_fmt(ld.rows_in_table)} rows in table",
             flush=True,
         )
+        c = result.compaction
+        if c is not None and c.batch_id is not None:
+            print(f"{name}: compacted {c.files_before:,} files into {c.files_after:,} (batch {c.batch_id}, "
+                  "compaction.max_files_per_partition)", flush=True)
         if e.catalog_behind:
             print(f"{name}: the Iceberg catalog is behind the lake (`replicator publish {name}` catches up): "
                   f"{e.catalog_behind}", file=sys.stderr, flush=True)

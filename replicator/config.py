@@ -169,6 +169,17 @@ class WarehouseConfig(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class CompactionPolicy(_Strict):
+    """When a sync compacts a table by itself, after its warehouse load: a bound on small files."""
+
+    max_files_per_partition: int = Field(
+        default=64, ge=0, description="compact once a partition of the live batches holds more files (0: never)")
+    max_rows: int = Field(
+        default=5_000_000, ge=0,
+        description="row versions above which a sync leaves it to `replicator compact` (0: no limit)")
+    retention: Duration = Field(default=timedelta(days=30), description="time travel kept by such a compaction")
+
+
 class Defaults(_Strict):
     freshness: Duration = Field(default=timedelta(days=1))
     schedule: str = Field(default="0 * * * *", description="cron for tables without their own schedule")
@@ -180,6 +191,7 @@ class Defaults(_Strict):
         default=None, ge=1, description="tables a `replicator sync` (or one source's lake step in Dagster) extracts "
         "at once; default: the CPUs this process may use, at most 4"
     )
+    compaction: CompactionPolicy = Field(default_factory=CompactionPolicy)
 
 
 class ProjectConfig(_Strict):
@@ -217,6 +229,7 @@ class TableConfig(_Strict):
     schedule: str | None = None
     owners: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
+    compaction: CompactionPolicy | None = None  # default: defaults.compaction
 
     @field_validator("lookback", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import os
@@ -45,6 +46,7 @@ T = TypeVar("T")
 class SyncResult:
     extract: ExtractResult
     load: LoadResult
+    compaction: CompactionResult | None = None  # the table's compaction policy ran after the load
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ class Replicator:
 
     def sync(self, name: str, *, full_refresh: bool = False, progress: Progress | None = None) -> SyncResult:
         extracted = self._extract_and_reconcile(name, full_refresh=full_refresh, progress=progress)
-        return SyncResult(extract=extracted, load=self._load(name))  # the extract recovered the lake under its lease
+        loaded = self._load(name)  # the extract recovered the lake under its lease
+        return SyncResult(extract=extracted, load=loaded, compaction=self.compact_when_due(name))
 
     def sync_many(self, names: Sequence[str], *, full_refresh: bool = False, progress: Progress | None = None,
                   workers: int | None = None) -> Iterator[tuple[str, SyncResult | ReplicatorError]]:
@@ -202,9 +205,11 @@ class Replicator:
                 yield name, extracted
                 continue
             try:
-                yield name, SyncResult(extract=extracted, load=self._load(name, loaded.get(name)))
+                result = SyncResult(extract=extracted, load=self._load(name, loaded.get(name)))
             except ReplicatorError as exc:
                 yield name, exc
+                continue
+            yield name, replace(result, compaction=self.compact_when_due(name))
 
     def each_table(self, names: Sequence[str], work: Callable[[str], T], workers: int | None = None,
                    ) -> Iterator[tuple[str, T | ReplicatorError]]:
@@ -257,6 +262,37 @@ class Replicator:
                 self._publish_after_commit(name)
             result = replace(result, removed_history_files=result.removed_history_files
                              + self._expire_iceberg(name, retention))
+        return result
+
+    def compact_when_due(self, name: str) -> CompactionResult | None:
+        """Compact `name` when a partition of its live batches holds more files than its policy allows
+        (`compaction` in its YAML, else `defaults.compaction`), then record the snapshot batch in the
+        warehouse (it holds that state: nothing moves). Call it after the table's load.
+
+        A table over `max_rows` row versions is left to `replicator compact` (said in the log), and so is
+        one whose lease another run holds; a failed compaction changes nothing and fails no sync.
+        """
+        policy = self.project.table(name).compaction or self.project.config.defaults.compaction
+        if not policy.max_files_per_partition:
+            return None
+        chain = self.table_lake(name).active()
+        per_partition = collections.Counter(f.partition for m in chain for f in m.files)
+        if not per_partition or max(per_partition.values()) <= policy.max_files_per_partition:
+            return None
+        versions = sum(m.rows for m in chain)
+        if policy.max_rows and versions > policy.max_rows:
+            log.warning("table %r: a partition holds %d files, over compaction.max_files_per_partition %d, but the "
+                        "table's %d row versions are over compaction.max_rows %d: run `replicator compact %s`",
+                        name, max(per_partition.values()), policy.max_files_per_partition, versions,
+                        policy.max_rows, name)
+            return None
+        try:
+            result = self.compact(name, policy.retention)
+            if result.batch_id is not None:
+                self._load(name)
+        except ReplicatorError as exc:
+            log.warning("table %r: compaction by policy did not run (the next sync tries again): %s", name, exc)
+            return None
         return result
 
     def _expire_iceberg(self, name: str, retention: dt.timedelta) -> int:

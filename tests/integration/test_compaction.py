@@ -126,3 +126,49 @@ def test_a_warehouse_behind_a_compaction_loads_it_whole(tmp_path: Path, pg_url: 
     loaded = rep.load("orders")
     assert loaded.batches == [3] and loaded.rows_loaded == 50
     assert duckdb_rows(rep, "orders", ["id"], COLS) == source_rows(pg_url, "SELECT id, state FROM orders", ["id"], COLS)
+
+
+def _visible_files(lake: Path) -> dict[str, int]:
+    """Parquet files per partition folder of the Hive layout (what a folder reader sees)."""
+    counts: dict[str, int] = {}
+    for f in lake.rglob("*.parquet"):
+        parts = f.relative_to(lake).parts
+        if not parts[0].startswith("_"):
+            counts[parts[0]] = counts.get(parts[0], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("max_rows", [0, 10])
+def test_a_sync_compacts_a_table_whose_partitions_pass_the_bound(tmp_path: Path, pg_url: str, max_rows: int) -> None:
+    import json
+
+    execute(pg_url, "CREATE TABLE orders (id int PRIMARY KEY, state text, created_at timestamptz NOT NULL, "
+                    "updated_at timestamptz NOT NULL)",
+            "INSERT INTO orders SELECT g, 'new', '2026-01-01'::timestamptz + (g % 3 || ' days')::interval,"
+            " now() - interval '2 hours' FROM generate_series(1, 60) g")
+    path = write_project(tmp_path, sources={"app": pg_url}, lake=str(tmp_path / "lake"),
+                         warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", tables={
+        "orders": "source: app\ntable: orders\nprimary_key: [id]\nwatermark: updated_at\npartition_by: created_at\n"
+                  f"compaction: {{max_files_per_partition: 3, max_rows: {max_rows}}}\n"})
+    rep = Replicator.from_path(path)
+    rep.sync("orders")
+    compactions = []
+    for i in range(1, 9):  # each batch adds one file to each of the three day partitions
+        execute(pg_url, f"UPDATE orders SET state = 'v{i}', updated_at = now() - interval '{100 - i} minutes'"
+                        f" WHERE id % 10 = {i}")
+        result = rep.sync("orders")
+        compactions.append(result.compaction is not None and result.compaction.batch_id is not None)
+        files = _visible_files(tmp_path / "lake" / "orders")
+        assert len(files) == 3
+        expected = source_rows(pg_url, "SELECT id, state FROM orders", ["id"], COLS)
+        assert duckdb_rows(rep, "orders", ["id"], COLS) == expected
+        assert rows_by_key(rep.read_table("orders"), ["id"], COLS) == expected
+        if not max_rows:
+            assert max(files.values()) <= 3, files  # the bound holds after every sync
+    manifests = [json.loads(p.read_text()) for p in sorted((tmp_path / "lake" / "orders" / "_manifests").glob("*.json"))]
+    compacted = [m["seq"] for m in manifests if m["stats"].get("compaction_of")]
+    if max_rows:  # the table is over max_rows: left to `replicator compact`, the files pile up
+        assert not compacted and not any(compactions)
+        assert max(_visible_files(tmp_path / "lake" / "orders").values()) == 9
+    else:
+        assert compacted and sum(compactions) == len(compacted) >= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
 import os
@@ -275,11 +274,11 @@ class Replicator:
         policy = self.project.table(name).compaction or self.project.config.defaults.compaction
         if not policy.max_files_per_partition:
             return None
-        chain = self.table_lake(name).active()
-        per_partition = collections.Counter(f.partition for m in chain for f in m.files)
+        lake = self.table_lake(name)
+        per_partition = lake.files_per_partition()
         if not per_partition or max(per_partition.values()) <= policy.max_files_per_partition:
             return None
-        versions = sum(m.rows for m in chain)
+        versions = sum(m.rows for m in lake.active())
         if policy.max_rows and versions > policy.max_rows:
             log.warning("table %r: a partition holds %d files, over compaction.max_files_per_partition %d, but the "
                         "table's %d row versions are over compaction.max_rows %d: run `replicator compact %s`",

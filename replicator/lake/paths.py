@@ -110,3 +110,8 @@ def last_sync_path(root: str, table: str) -> str:
 
 def last_reconcile_path(root: str, table: str) -> str:
     return join(root, table, "_state", "last_reconcile.json")
+
+
+def partition_files_path(root: str, table: str) -> str:
+    """Files per partition of the live batches, as of a batch: a cache the compaction policy reads."""
+    return join(root, table, "_state", "partition_files.json")

@@ -7,6 +7,7 @@ Layout of table `<name>` under the lake root:
     <name>/_manifests/<seq:020d>.json                     one per committed batch, created exclusively
     <name>/_state/lease.json                              the table's lease
     <name>/_state/last_sync.json                          when the last successful sync finished
+    <name>/_state/partition_files.json                    files per partition of the live batches (a cache)
     <name>/_superseded/<folder>/<file>                    files replaced by a later full batch
 
 `<folder>` is a partition's Hive-style folder, `dt=2026-11-30` or `city_id=7/dt=2026-11-30` (see partitioning).

@@ -274,11 +274,9 @@ class Replicator:
         policy = self.project.table(name).compaction or self.project.config.defaults.compaction
         if not policy.max_files_per_partition:
             return None
-        lake = self.table_lake(name)
-        per_partition = lake.files_per_partition()
+        per_partition, versions = self.table_lake(name).live_files()
         if not per_partition or max(per_partition.values()) <= policy.max_files_per_partition:
             return None
-        versions = sum(m.rows for m in lake.active())
         if policy.max_rows and versions > policy.max_rows:
             log.warning("table %r: a partition holds %d files, over compaction.max_files_per_partition %d, but the "
                         "table's %d row versions are over compaction.max_rows %d: run `replicator compact %s`",

@@ -172,8 +172,8 @@ class TableLake:
     def uri(self) -> str:
         return self.store.uri(paths.join(self.store.root, self.name))
 
-    def files_per_partition(self) -> dict[str, int]:
-        """Files per partition of the live batches (from the latest full batch on).
+    def live_files(self) -> tuple[dict[str, int], int]:
+        """Files per partition of the live batches (from the latest full batch on), and their row versions.
 
         Kept as a cache record as of a batch (`_state/partition_files.json`), so a sync reads only the
         manifests committed since (normally one), not the whole history: a LIST of the manifests, as every
@@ -181,23 +181,24 @@ class TableLake:
         """
         seqs = self.seqs()
         if not seqs:
-            return {}
-        record = self._read_record(paths.partition_files_path(self.store.root, self.name)) or {}
-        known, cached = record.get("seq"), record.get("counts")
-        if isinstance(known, int) and known in seqs and isinstance(cached, dict):
+            return {}, 0
+        path = paths.partition_files_path(self.store.root, self.name)
+        record = self._read_record(path) or {}
+        known, cached, rows = record.get("seq"), record.get("counts"), record.get("rows")
+        if isinstance(known, int) and known in seqs and isinstance(cached, dict) and isinstance(rows, int):
             counts: dict[str, int] = dict(cached)
             newer = [self.manifest(s) for s in seqs if s > known]
         else:
-            counts, newer = {}, self.active()
+            counts, rows, newer = {}, 0, self.active()
         for manifest in newer:
             if manifest.mode == "full":
-                counts = {}
+                counts, rows = {}, 0
+            rows += manifest.rows
             for file in manifest.files:
                 counts[file.partition] = counts.get(file.partition, 0) + 1
         if newer:
-            self.store.write_bytes(paths.partition_files_path(self.store.root, self.name),
-                                   json.dumps({"seq": seqs[-1], "counts": counts}).encode())
-        return counts
+            self.store.write_bytes(path, json.dumps({"seq": seqs[-1], "counts": counts, "rows": rows}).encode())
+        return counts, rows
 
     # State records.
 

@@ -89,7 +89,6 @@ class IcebergPublisher:
         self.lake_url = lake_url
         self._catalog: Catalog | None = None
         self._catalog_lock = threading.Lock()  # tables synced side by side publish through one catalog
-        self._namespaces: set[str] = set()
 
     @property
     def catalog(self) -> Catalog:
@@ -118,7 +117,8 @@ class IcebergPublisher:
         try:
             # load_catalog adds pyiceberg's PYICEBERG_CATALOG__<NAME>__* variables: the secrets, kept out of the YAML.
             catalog = load_catalog(config.catalog_name, **properties)
-            catalog.create_namespace_if_not_exists(config.namespace)
+            for namespace in (config.namespace, config.current):
+                _ensure_namespace(catalog, namespace)
         except Exception as exc:
             raise catalog_error(f"open the Iceberg catalog {config.catalog_name!r}", exc) from exc
         return catalog
@@ -222,7 +222,6 @@ class IcebergPublisher:
             return self.catalog.load_table(identifier)
         except NoSuchTableError:
             pass
-        self._namespace(self.config.current)
         latest = self._latest(lake)
         schema = current_schema(self._checked(lake.name, latest.schema))
         location = f"{lake.uri()}/{_CURRENT_FOLDER}"
@@ -237,11 +236,6 @@ class IcebergPublisher:
                 spec.add_field(key, TruncateTransform(KEY_RANGE), f"{key}_range")
         tx.commit_transaction()
         return self.catalog.load_table(identifier)
-
-    def _namespace(self, namespace: str) -> None:
-        if namespace not in self._namespaces:
-            self.catalog.create_namespace_if_not_exists(namespace)
-            self._namespaces.add(namespace)
 
     @staticmethod
     def _latest(lake: TableLake) -> Manifest:
@@ -348,6 +342,16 @@ class IcebergPublisher:
                                             max_ref_age_ms=int(self.config.tag_max_age.total_seconds() * 1000)
                                             ).commit()
         return table.refresh()
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create `namespace` unless it exists. Another process may create it at the same moment (a SQL
+    catalog then raises its unique-key error, not NamespaceAlreadyExists): it exists afterwards, which is all."""
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 @contextmanager

@@ -19,25 +19,10 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from pg_scratch import fresh_database, url
+from pg_scratch import bench_rides, url
 
 DB = "replicator_bench_iceberg"
 BATCHES = [("2% incremental, latest day", False), ("2% incremental, every day", True)]
-
-
-def make_table(rows: int) -> None:
-    engine = fresh_database(DB)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
-            " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
-            " updated_at timestamptz NOT NULL)"))
-        conn.execute(sa.text(
-            "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
-            " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
-            " now() - interval '2 hours' FROM generate_series(1, :n) g"), {"n": rows})
-        conn.execute(sa.text("ANALYZE rides"))
-    engine.dispose()
 
 
 def change_two_percent(*, spread: bool) -> None:
@@ -74,7 +59,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", type=int, default=2_000_000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    make_table(args.rows)
+    bench_rides(DB, args.rows)
     print(f"made {args.rows:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {on: project(Path(tmp) / ("on" if on else "off"), on) for on in (False, True)}

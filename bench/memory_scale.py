@@ -15,25 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-from pg_scratch import fresh_database, url
+from pg_scratch import bench_rides, url
 
 DB = "replicator_bench_scale"
-
-
-def make_table(rows: int) -> None:
-    engine = fresh_database(DB)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
-            " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
-            " updated_at timestamptz NOT NULL)"))
-        conn.execute(sa.text(
-            "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
-            " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
-            " now() - interval '2 hours' FROM generate_series(1, :n) g"), {"n": rows})
-        conn.execute(sa.text("ANALYZE rides"))
-    engine.dispose()
 
 
 def timed_sync(folder: Path) -> tuple[float, int]:
@@ -56,7 +40,7 @@ def main(argv: list[str]) -> int:
     results = []
     for rows in sizes:
         started = time.perf_counter()
-        make_table(rows)
+        bench_rides(DB, rows)
         print(f"made {rows:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             results.append((rows, *timed_sync(Path(tmp))))

@@ -23,6 +23,22 @@ def fresh_database(database: str) -> sa.Engine:
     return sa.create_engine(url(database))
 
 
+def bench_rides(database: str, rows: int) -> None:
+    """A fresh `database` with the bench's `rides`: `rows` rows over 30 day partitions of `created_at`."""
+    engine = fresh_database(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
+            " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
+            " updated_at timestamptz NOT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
+            " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
+            " now() - interval '2 hours' FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(sa.text("ANALYZE rides"))
+    engine.dispose()
+
+
 def small_rides(database: str, rows: int) -> None:
     """A fresh `database` with `rides`: `rows` rows over 14 day partitions of `created_at`, indexed `updated_at`."""
     engine = fresh_database(database)

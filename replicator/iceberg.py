@@ -195,7 +195,6 @@ class IcebergPublisher:
 
     def _table(self, lake: TableLake, table_config: TableConfig) -> Table:
         from pyiceberg.exceptions import NoSuchTableError
-        from pyiceberg.transforms import IdentityTransform
 
         try:
             return self.catalog.load_table(self.identifier(lake.name))
@@ -206,16 +205,14 @@ class IcebergPublisher:
         tx = self._create(self.identifier(lake.name), self._checked(lake.name, latest.schema), location,
                           f"{location}/{_METADATA_FOLDER}")
         with tx.update_spec() as spec:
-            for column in table_config.partition_by or ["_loaded_at"]:
-                transform = _transform(latest.schema.field(column).type, table_config.partition_granularity)
-                # A date column's field is named for its folder (dt=), an identity one for its column.
-                spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
+            _add_fields(spec, latest.schema, table_config.partition_by or ["_loaded_at"],
+                        table_config.partition_granularity)
         tx.commit_transaction()
         return self.catalog.load_table(self.identifier(lake.name))
 
     def _current_table(self, lake: TableLake, table_config: TableConfig) -> Table:
         from pyiceberg.exceptions import NoSuchTableError
-        from pyiceberg.transforms import IdentityTransform, TruncateTransform
+        from pyiceberg.transforms import TruncateTransform
 
         identifier = self.current_identifier(lake.name)
         try:
@@ -228,9 +225,7 @@ class IcebergPublisher:
         tx = self._create(identifier, schema, location, f"{location}/metadata")
         with tx.update_spec() as spec:
             if table_config.partition_by:
-                for column in table_config.partition_by:
-                    transform = _transform(schema.field(column).type, table_config.partition_granularity)
-                    spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
+                _add_fields(spec, schema, table_config.partition_by, table_config.partition_granularity)
             elif key_range_partitioned(schema, table_config.primary_key):
                 key = table_config.primary_key[0]
                 spec.add_field(key, TruncateTransform(KEY_RANGE), f"{key}_range")
@@ -411,6 +406,16 @@ def file_io_properties() -> dict[str, str]:
     if region:
         props["s3.region"] = region
     return props
+
+
+def _add_fields(spec: Any, schema: pa.Schema, columns: list[str], granularity: str) -> None:
+    """Partition fields as the lake's folders are: a date column's transform, named for its folder (dt=);
+    an identity one, named for its column."""
+    from pyiceberg.transforms import IdentityTransform
+
+    for column in columns:
+        transform = _transform(schema.field(column).type, granularity)
+        spec.add_field(column, transform, column if isinstance(transform, IdentityTransform) else "dt")
 
 
 def _transform(arrow_type: pa.DataType, granularity: str) -> Any:

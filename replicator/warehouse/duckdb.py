@@ -25,7 +25,7 @@ from .errors import duckdb_class
 __all__ = ["DuckDBWarehouse", "wide_decimals"]
 
 _LOGICAL_SQL = {"json": "JSON", "uuid": "UUID"}
-_AUTO_FLOOR_MIB = 128
+_FLOOR_PER_THREAD_MIB = 16
 _DUCKDB_MAX_PRECISION = 38
 
 
@@ -117,14 +117,20 @@ class DuckDBWarehouse:
             if con is not getattr(self._local, "held", None):
                 con.close()
 
-    def _load_memory_limit(self, data: pa.Table | ds.Dataset) -> str | None:
-        """The configured limit, or for `auto` one sized to the batch's widest Parquet row group.
+    def _load_memory_limit(self, data: pa.Table | ds.Dataset, full: bool) -> str | None:
+        """The configured limit, or for `auto` one sized to the batch's widest Parquet row group and the
+        threads DuckDB runs.
 
         A bound keeps a load's memory flat however big the table (DuckDB spills beyond it; its own
         default is 80% of RAM), but DuckDB must still hold about one row group per thread plus the
         one being appended: measured, 133 MB row groups (1 KB rows) load at 400MB and fail at 300MB
-        on 2 threads. The 2M-ride bench batch (14 MB groups) gets the 128MiB floor: peak RSS of the
-        load 520 -> 290 MiB, about 10% slower.
+        on 2 threads. Narrow tables get the floor, and DuckDB's pool fills up to it, so the floor is what
+        their load costs. It grows with the threads: the bench's rides (1.5 MB groups) insert in 40MiB on
+        2 threads, 48MiB on 4 and 8 (not 40), 96MiB on 16 (not 64); an incremental merge (a hash join
+        over the staged batch) needs more: 44MiB on 2 threads, 64MiB on 8 (not 48). Loaded by DuckDB
+        alone, RSS grew by 67 MiB at 2M rows and 136 MiB at 20M with the former fixed 128MiB floor, by 54
+        and 61 MiB with 48MiB, at about the same speed (0.38 -> 0.42 s, 3.84 -> 4.27 s); a merge past
+        its limit spills (2M changed rows of 20M: 1.24 s at 256MiB, 3.41 s at 64MiB).
         """
         if self.memory_limit != "auto":
             return self.memory_limit
@@ -135,7 +141,8 @@ class DuckDBWarehouse:
                 for i in range(meta.num_row_groups):
                     largest = max(largest, meta.row_group(i).total_byte_size)
         threads = usable_cpus()
-        return f"{max(_AUTO_FLOOR_MIB, math.ceil((threads + 2) * largest / 2**20))}MiB"
+        floor = _FLOOR_PER_THREAD_MIB * (threads + (1 if full else 2))
+        return f"{max(floor, math.ceil((threads + 2) * largest / 2**20))}MiB"
 
     def _qualified(self, table: str) -> str:
         return f"{ident(self.schema)}.{ident(table)}"
@@ -206,7 +213,7 @@ class DuckDBWarehouse:
             for f in data.schema
         ), *rule.default_columns_sql(data.schema.names, ident)])
         live = rule.live_sql(ident)
-        with self._connect(self._load_memory_limit(data)) as con:
+        with self._connect(self._load_memory_limit(data, full)) as con:
             # Row order in the table does not matter, and keeping it costs time and memory; a large
             # checkpoint threshold spares a rewrite of the whole table file after every small merge.
             con.execute("SET preserve_insertion_order = false")

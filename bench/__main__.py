@@ -147,6 +147,7 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
             steps.run("full_s3", ["extract", "--project", steps.project("s3", s3.new_lake())], env=s3.env)
         finally:
             s3.reset()
+    steps.run("full_sync", ["sync", "--project", steps.project("sync")])
     steps.run("warehouse_load", ["load", "--project", local])
     # The same full batch into the PostgreSQL warehouse: a second project on the same lake.
     pg_schema = f"raw_run{run}_{dialect}"
@@ -160,6 +161,9 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
     touched, changed_at = touch_two_percent(dialect, SOURCE_TABLE)
     if steps.run("incremental_floor", [*floor_args, "--since", changed_at]).ok:
         steps.steps["incremental_floor"]["rows_read"] = touched  # every row at or after the change time
+    _, changed_at = touch_two_percent(dialect, SOURCE_TABLE)
+    steps.run("incremental_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE, "--since", changed_at,
+                                  "--out", str(steps.folder / "incremental_ref.parquet")])
     touch_two_percent(dialect, SOURCE_TABLE)
     steps.run("incremental_2pct_extract", ["extract", "--project", local])
     steps.run("no_change", ["extract", "--project", local])
@@ -209,8 +213,8 @@ def memory_scale(args: argparse.Namespace, work: Path, emit: Callable[[str, dict
             warm_up([dialect], [table])
             for run in range(1, args.runs + 1):
                 steps = StepRunner(dialect, work / f"scale-{rows}-run{run}-{dialect}")
-                steps.run(f"full_local@{rows}", ["extract", "--project", steps.project("local", table=table)])
-                results.setdefault(dialect, {}).setdefault(rows, []).append(steps.steps[f"full_local@{rows}"])
+                steps.run(f"full_sync@{rows}", ["sync", "--project", steps.project("sync", table=table)])
+                results.setdefault(dialect, {}).setdefault(rows, []).append(steps.steps[f"full_sync@{rows}"])
                 if not args.keep_work:
                     shutil.rmtree(steps.folder, ignore_errors=True)
     markdown, verdicts = memory_scale_markdown(results, meta["machine"], meta["config"])

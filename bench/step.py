@@ -10,9 +10,11 @@ Steps:
                                             for MariaDB the C binary-protocol floor F (bench/mariadb_floor.c)
                                             or, without --binary, the `mariadb` CLI (text protocol); with
                                             --since, only the rows with updated_at >= TS (an incremental read)
-  arrow_ref --dialect D --table T --out F   the bare Arrow-native path, no replicator: the driver's record
+  arrow_ref --dialect D --table T --out F [--since TS]
+                                            the bare Arrow-native path, no replicator: the driver's record
                                             batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
-                                            one ParquetWriter, zstd, in one thread
+                                            one ParquetWriter, zstd, in one thread; with --since, only the
+                                            rows with updated_at >= TS (the hand-written watermark script)
   extract  --project P                      Replicator.extract("rides")
   load     --project P                      Replicator.load("rides") (lake -> the project's warehouse)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
@@ -89,7 +91,7 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     import pyarrow.parquet as pq
 
-    query = floor_query(args.table)
+    query = floor_query(args.table, args.since)
     if args.dialect == "postgresql":
         import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -149,7 +151,7 @@ def _warehouse_floor_pg(args: argparse.Namespace) -> dict[str, Any]:
 
 def _replicator_step(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
-    import replicator
+    import replicator.__main__  # noqa: F401 - the `replicator` command's process settings, before any allocation
     from replicator import Replicator, native_memory
     from replicator.extract import ExtractResult
     from replicator.runner import LoadResult
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
     parser.add_argument("--out", help="the Parquet file arrow_ref writes")
     parser.add_argument("--binary", help="floor: the compiled MariaDB binary-protocol floor")
-    parser.add_argument("--since", help="floor: read only rows with updated_at >= this ISO timestamp")
+    parser.add_argument("--since", help="floor, arrow_ref: read only rows with updated_at >= this ISO timestamp")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.step == "floor":

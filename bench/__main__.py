@@ -147,6 +147,9 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
             steps.run("full_s3", ["extract", "--project", steps.project("s3", s3.new_lake())], env=s3.env)
         finally:
             s3.reset()
+    steps.run("sync_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,
+                           "--out", str(steps.folder / "sync_ref.parquet"),
+                           "--warehouse", str(steps.folder / "sync_ref.duckdb")])
     steps.run("full_sync", ["sync", "--project", steps.project("sync")])
     steps.run("warehouse_load", ["load", "--project", local])
     # The same full batch into the PostgreSQL warehouse: a second project on the same lake.

@@ -24,6 +24,8 @@ STEPS: dict[str, str] = {
     "arrow_ref": "no replicator: the driver's Arrow batches straight into one ParquetWriter (same-run baseline)",
     "full_local": "extract: full read -> Parquet -> commit, local lake",
     "full_s3": "extract: full read -> Parquet -> commit, S3 lake (moto)",
+    "sync_ref": "no replicator: arrow_ref, then DuckDB's CREATE TABLE AS SELECT of its file, in one process: "
+                "a hand-written whole sync (same-run baseline for full_sync)",
     "full_sync": "sync: the full read, the commit and the DuckDB load in one process, as `replicator sync` runs them "
                  "(fresh local lake and warehouse)",
     "warehouse_load": "load: the full batch from the local lake into DuckDB",
@@ -52,7 +54,7 @@ class Target:
     dialect: str | None = None
 
     def applies(self, dialect: str, step: str) -> bool:
-        references = ("floor", "cli_ref", "arrow_ref", "incremental_floor", "incremental_ref",
+        references = ("floor", "cli_ref", "arrow_ref", "sync_ref", "incremental_floor", "incremental_ref",
                       "warehouse_floor_pg")  # not replicator
         return self.step in (step, "*") and self.dialect in (None, dialect) and step not in references
 
@@ -82,11 +84,12 @@ _IN_PROCESS = {"wall_s": "op_s", "x_floor": "op_x_floor", "rows_per_s": "op_rows
 
 def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows: int,
             ref_wall: float | None = None, cli_wall: float | None = None,
-            incremental_floor_wall: float | None = None, incremental_ref_wall: float | None = None) -> dict[str, Any]:
+            incremental_floor_wall: float | None = None, incremental_ref_wall: float | None = None,
+            sync_ref_wall: float | None = None) -> dict[str, Any]:
     """Per-run numbers of one step: rows, rows/s and the ratios to the same run's floors and arrow_ref.
 
     The incremental steps' × floor and × ref are against incremental_floor and incremental_ref (the same
-    rows), the others' against the full floor and arrow_ref.
+    rows), the others' against the full floor and arrow_ref (full_sync: sync_ref, which loads DuckDB too).
     """
     out = dict(raw)
     if step in ("floor", "cli_ref"):
@@ -103,6 +106,8 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
         floor_wall = incremental_floor_wall  # the same rows read by the floor client, not the whole table
     if step.startswith("incremental_2pct"):
         ref_wall, ref_applies = incremental_ref_wall, True
+    elif step == "full_sync":
+        ref_wall, ref_applies = sync_ref_wall, True
     else:
         ref_applies = step.startswith("full_")
     out["x_floor"] = wall / floor_wall if wall and floor_wall else None
@@ -134,14 +139,15 @@ def summarize(runs: list[dict[str, Any]], table_rows: int) -> dict[str, dict[str
     per: dict[str, dict[str, list[dict[str, Any]]]] = {}
     errors: dict[str, dict[str, list[str]]] = {}
     for run in runs:
-        floor_wall, ref_wall, cli_wall, incremental_wall, incremental_ref_wall = (
-            _wall(run, s) for s in ("floor", "arrow_ref", "cli_ref", "incremental_floor", "incremental_ref"))
+        floor_wall, ref_wall, cli_wall, incremental_wall, incremental_ref_wall, sync_ref_wall = (
+            _wall(run, s) for s in ("floor", "arrow_ref", "cli_ref", "incremental_floor", "incremental_ref", "sync_ref"))
         for step, raw in run["steps"].items():
             if raw.get("error"):
                 errors.setdefault(run["dialect"], {}).setdefault(step, []).append(f"{step}, run {run['run']}: {raw['error']}")
                 continue
             per.setdefault(run["dialect"], {}).setdefault(step, []).append(_derive(
-                step, raw, floor_wall, table_rows, ref_wall, cli_wall, incremental_wall, incremental_ref_wall))
+                step, raw, floor_wall, table_rows, ref_wall, cli_wall, incremental_wall, incremental_ref_wall,
+                sync_ref_wall))
     summary: dict[str, dict[str, dict[str, Any]]] = {}
     for dialect in dict.fromkeys([r["dialect"] for r in runs]):
         steps: dict[str, dict[str, Any]] = {}
@@ -199,8 +205,8 @@ def to_markdown(summary: dict[str, dict[str, dict[str, Any]]], machine: dict[str
               "in-proc = the operation alone, timed inside the child; CPU = the child's user + system time "
               "(database servers and moto not included); × floor = wall / the same run's floor wall; × CLI = wall / "
               "the same run's `mariadb` CLI wall (MariaDB); × ref = wall / "
-              "the same run's arrow_ref wall (the bare driver -> ParquetWriter path, no replicator), for the "
-              "incremental steps its incremental_ref wall; "
+              "the same run's arrow_ref wall (the bare driver -> ParquetWriter path, no replicator), for "
+              "full_sync its sync_ref wall, for the incremental steps its incremental_ref wall; "
               "peak RSS = the child's ru_maxrss from wait4.",
               *_load_lines(machine, config),
               ""]
@@ -249,12 +255,13 @@ def _out_of_reach(steps: dict[str, dict[str, Any]]) -> list[str]:
                 notes.append(f"- {step} ({t['label']}): out of reach for any client in this run: the floor client "
                              f"alone needed {floor['wall_s']:.2f} s to receive the same rows (incremental_floor)"
                              + (f", for which the server read {disk:.0f} MiB from disk" if disk is not None else "") + ".")
-    ref = steps.get("arrow_ref", {})
-    for step in ("full_local", "full_sync"):
+    for step, ref_step, what in (("full_local", "arrow_ref", "the bare driver -> ParquetWriter path"),
+                                 ("full_sync", "sync_ref", "the bare driver -> ParquetWriter -> DuckDB script")):
+        ref = steps.get(ref_step, {})
         for t in steps.get(step, {}).get("targets", []):
             if t["metric"] in ("x_floor", "x_cli") and t["met"] is False and (ref.get(t["metric"]) or 0) > t["limit"]:
-                notes.append(f"- {step} ({t['label']}): out of reach for the bare driver -> ParquetWriter path too: "
-                             f"arrow_ref is {ref[t['metric']]:.2f}x in this run.")
+                notes.append(f"- {step} ({t['label']}): out of reach for {what} too: "
+                             f"{ref_step} is {ref[t['metric']]:.2f}x in this run.")
     return ["", *notes] if notes else []
 
 

@@ -15,6 +15,8 @@ Steps:
                                             batches (ADBC on PostgreSQL, connectorx on MariaDB) straight into
                                             one ParquetWriter, zstd, in one thread; with --since, only the
                                             rows with updated_at >= TS (the hand-written watermark script)
+  arrow_ref ... --warehouse W               then, in the same process, DuckDB's CREATE TABLE AS SELECT of that
+                                            file into the new DuckDB file W: a hand-written whole sync
   extract  --project P                      Replicator.extract("rides")
   load     --project P                      Replicator.load("rides") (lake -> the project's warehouse)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
@@ -119,8 +121,16 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
     if conn is not None:
         cursor.close()
         conn.close()
-    return {"op_s": time.perf_counter() - started, "import_s": started - imported, "rows_read": rows,
-            "bytes": os.path.getsize(args.out) if writer is not None else 0}
+    out = {"op_s": time.perf_counter() - started, "import_s": started - imported, "rows_read": rows,
+           "bytes": os.path.getsize(args.out) if writer is not None else 0}
+    if args.warehouse and writer is not None:
+        import duckdb
+
+        loading = time.perf_counter()
+        with duckdb.connect(args.warehouse) as con:
+            con.execute("CREATE TABLE rides AS SELECT * FROM read_parquet(?)", [args.out])
+        out.update(op_s=time.perf_counter() - started, load_s=time.perf_counter() - loading, rows_loaded=rows)
+    return out
 
 
 def _warehouse_floor_pg(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialect", help="postgresql or mariadb (floor)")
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
     parser.add_argument("--out", help="the Parquet file arrow_ref writes")
+    parser.add_argument("--warehouse", help="arrow_ref: also load the file into this new DuckDB file")
     parser.add_argument("--binary", help="floor: the compiled MariaDB binary-protocol floor")
     parser.add_argument("--since", help="floor, arrow_ref: read only rows with updated_at >= this ISO timestamp")
     args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ __all__ = ["DuckDBWarehouse", "wide_decimals"]
 
 _LOGICAL_SQL = {"json": "JSON", "uuid": "UUID"}
 _FLOOR_PER_THREAD_MIB = 16
+_DUCKDB_ROW_GROUP_ROWS = 122_880  # DuckDB's storage row group
 _DUCKDB_MAX_PRECISION = 38
 
 
@@ -118,31 +119,34 @@ class DuckDBWarehouse:
                 con.close()
 
     def _load_memory_limit(self, data: pa.Table | ds.Dataset, full: bool) -> str | None:
-        """The configured limit, or for `auto` one sized to the batch's widest Parquet row group and the
-        threads DuckDB runs.
+        """The configured limit, or for `auto` one sized to the batch's row groups and DuckDB's threads.
 
         A bound keeps a load's memory flat however big the table (DuckDB spills beyond it; its own
-        default is 80% of RAM), but DuckDB must still hold about one row group per thread plus the
-        one being appended: measured, 133 MB row groups (1 KB rows) load at 400MB and fail at 300MB
-        on 2 threads. Narrow tables get the floor, and DuckDB's pool fills up to it, so the floor is what
-        their load costs. It grows with the threads: the bench's rides (1.5 MB groups) insert in 40MiB on
+        default is 80% of RAM), and DuckDB's pool fills up to it, so the limit is what a load costs.
+        DuckDB holds about one row group per thread plus the one being appended: its own row groups of
+        122,880 rows, or the Parquet file's when those are larger. Measured on 2 threads: 133 MB Parquet
+        row groups (1 KB rows) load at 400MB and fail at 300MB; the bench's rides (114 B a row, 14 MB
+        groups) insert 2M rows in 0.86 s at 128MiB, 1.0 s at 86MiB (1.5 x 4 groups), 1.3 s at 48MiB.
+        Below that a floor that grows with the threads: 8-column rides (66 B a row) insert in 40MiB on
         2 threads, 48MiB on 4 and 8 (not 40), 96MiB on 16 (not 64); an incremental merge (a hash join
-        over the staged batch) needs more: 44MiB on 2 threads, 64MiB on 8 (not 48). Loaded by DuckDB
-        alone, RSS grew by 67 MiB at 2M rows and 136 MiB at 20M with the former fixed 128MiB floor, by 54
-        and 61 MiB with 48MiB, at about the same speed (0.38 -> 0.42 s, 3.84 -> 4.27 s); a merge past
-        its limit spills (2M changed rows of 20M: 1.24 s at 256MiB, 3.41 s at 64MiB).
+        over the staged batch) needs more: 44MiB on 2 threads, 64MiB on 8 (not 48). With the former fixed
+        128MiB floor those 8-column rides grew RSS by 67 MiB at 2M rows and 136 MiB at 20M (the pool
+        only fills at 20M); with 48MiB by 54 and 61 MiB at about the same speed.
         """
         if self.memory_limit != "auto":
             return self.memory_limit
-        largest = 0
+        largest = versions = size = 0
         if isinstance(data, ds.FileSystemDataset):
             for fragment in data.get_fragments():
                 meta = fragment.metadata  # the footer only
                 for i in range(meta.num_row_groups):
-                    largest = max(largest, meta.row_group(i).total_byte_size)
+                    group = meta.row_group(i)
+                    largest = max(largest, group.total_byte_size)
+                    versions, size = versions + group.num_rows, size + group.total_byte_size
+        group_bytes = max(largest, _DUCKDB_ROW_GROUP_ROWS * size // versions if versions else 0)
         threads = usable_cpus()
         floor = _FLOOR_PER_THREAD_MIB * (threads + (1 if full else 2))
-        return f"{max(floor, math.ceil((threads + 2) * largest / 2**20))}MiB"
+        return f"{max(floor, math.ceil(1.5 * (threads + 2) * group_bytes / 2**20))}MiB"
 
     def _qualified(self, table: str) -> str:
         return f"{ident(self.schema)}.{ident(table)}"

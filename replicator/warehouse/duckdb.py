@@ -126,7 +126,8 @@ class DuckDBWarehouse:
         DuckDB holds about one row group per thread plus the one being appended: its own row groups of
         122,880 rows, or the Parquet file's when those are larger. Measured on 2 threads: 133 MB Parquet
         row groups (1 KB rows) load at 400MB and fail at 300MB; the bench's rides (114 B a row, 14 MB
-        groups) insert 2M rows in 0.86 s at 128MiB, 1.0 s at 86MiB (1.5 x 4 groups), 1.3 s at 48MiB.
+        groups) insert 2M rows in 0.86 s at 128MiB, 1.0 s at 86MiB, 1.1-1.4 s at 72MiB (1.25 x 4 groups,
+        chosen: the whole MariaDB sync then peaks at 290 MiB, 301 at 86MiB), 1.3 s at 48MiB.
         Below that a floor that grows with the threads: 8-column rides (66 B a row) insert in 40MiB on
         2 threads, 48MiB on 4 and 8 (not 40), 96MiB on 16 (not 64); an incremental merge (a hash join
         over the staged batch) needs more: 44MiB on 2 threads, 64MiB on 8 (not 48). With the former fixed
@@ -146,7 +147,7 @@ class DuckDBWarehouse:
         group_bytes = max(largest, _DUCKDB_ROW_GROUP_ROWS * size // versions if versions else 0)
         threads = usable_cpus()
         floor = _FLOOR_PER_THREAD_MIB * (threads + (1 if full else 2))
-        return f"{max(floor, math.ceil(1.5 * (threads + 2) * group_bytes / 2**20))}MiB"
+        return f"{max(floor, math.ceil(1.25 * (threads + 2) * group_bytes / 2**20))}MiB"
 
     def _qualified(self, table: str) -> str:
         return f"{ident(self.schema)}.{ident(table)}"

@@ -25,32 +25,36 @@ def fresh_database(database: str) -> sa.Engine:
 
 def bench_rides(database: str, rows: int) -> None:
     """A fresh `database` with the bench's `rides`: `rows` rows over 30 day partitions of `created_at`."""
-    engine = fresh_database(database)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
-            " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
-            " updated_at timestamptz NOT NULL)"))
-        conn.execute(sa.text(
-            "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
-            " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
-            " now() - interval '2 hours' FROM generate_series(1, :n) g"), {"n": rows})
-        conn.execute(sa.text("ANALYZE rides"))
-    engine.dispose()
+    _fresh_table(
+        database, rows,
+        "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, driver_id bigint, status text,"
+        " price numeric(12,2), distance_km double precision, created_at timestamptz NOT NULL,"
+        " updated_at timestamptz NOT NULL)",
+        "INSERT INTO rides SELECT g, g % 50, g % 100000, (ARRAY['requested','completed','cancelled'])[g % 3 + 1],"
+        " (g % 10000) / 100.0, (g % 3000) / 100.0, timestamptz '2026-11-01' + (g % 30) * interval '1 day',"
+        " now() - interval '2 hours' FROM generate_series(1, :n) g",
+        "ANALYZE rides")
 
 
 def small_rides(database: str, rows: int) -> None:
     """A fresh `database` with `rides`: `rows` rows over 14 day partitions of `created_at`, indexed `updated_at`."""
+    _fresh_table(
+        database, rows,
+        "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, status text, price numeric(12,2),"
+        " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)",
+        "INSERT INTO rides SELECT g, g % 50, 'requested', (g % 10000) / 100.0,"
+        " timestamptz '2026-11-01' + (g % 14) * interval '1 day', now() - interval '2 hours'"
+        " FROM generate_series(1, :n) g",
+        "CREATE INDEX ON rides (updated_at)")
+
+
+def _fresh_table(database: str, rows: int, create: str, insert: str, finish: str) -> None:
+    """A fresh `database` where `create` makes the table, `insert` fills it with `rows` rows (`:n`), then `finish`."""
     engine = fresh_database(database)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE rides (id bigint PRIMARY KEY, city_id int NOT NULL, status text, price numeric(12,2),"
-            " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"))
-        conn.execute(sa.text(
-            "INSERT INTO rides SELECT g, g % 50, 'requested', (g % 10000) / 100.0,"
-            " timestamptz '2026-11-01' + (g % 14) * interval '1 day', now() - interval '2 hours'"
-            " FROM generate_series(1, :n) g"), {"n": rows})
-        conn.execute(sa.text("CREATE INDEX ON rides (updated_at)"))
+        conn.execute(sa.text(create))
+        conn.execute(sa.text(insert), {"n": rows})
+        conn.execute(sa.text(finish))
     engine.dispose()
 
 

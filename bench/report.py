@@ -105,14 +105,14 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
     if step in ("incremental_2pct_extract", "incremental_2pct_sync", "incremental_ref"):
         floor_wall = incremental_floor_wall  # the same rows read by the floor client, not the whole table
     if step.startswith("incremental_2pct"):
-        ref_wall, ref_applies = incremental_ref_wall, True
+        ref_wall = incremental_ref_wall
     elif step == "full_sync":
-        ref_wall, ref_applies = sync_ref_wall, True
-    else:
-        ref_applies = step.startswith("full_")
+        ref_wall = sync_ref_wall
+    elif not step.startswith("full_"):
+        ref_wall = None  # no hand-written counterpart
     out["x_floor"] = wall / floor_wall if wall and floor_wall else None
     out["op_x_floor"] = op / floor_wall if op and floor_wall else None
-    out["x_ref"] = wall / ref_wall if wall and ref_wall and ref_applies else None
+    out["x_ref"] = wall / ref_wall if wall and ref_wall else None
     out["x_cli"] = wall / cli_wall if wall and cli_wall and step != "cli_ref" else None
     out["startup_s"] = wall - op if wall and op is not None else None
     return out

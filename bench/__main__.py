@@ -150,6 +150,9 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
     steps.run("sync_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,
                            "--out", str(steps.folder / "sync_ref.parquet"),
                            "--warehouse", str(steps.folder / "sync_ref.duckdb")])
+    steps.run("sync_overlap_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,
+                                   "--out", str(steps.folder / "sync_overlap_ref.parquet"),
+                                   "--warehouse", str(steps.folder / "sync_overlap_ref.duckdb"), "--overlap"])
     steps.run("full_sync", ["sync", "--project", steps.project("sync")])
     steps.run("warehouse_load", ["load", "--project", local])
     # The same full batch into the PostgreSQL warehouse: a second project on the same lake.

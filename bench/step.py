@@ -17,6 +17,8 @@ Steps:
                                             rows with updated_at >= TS (the hand-written watermark script)
   arrow_ref ... --warehouse W               then, in the same process, DuckDB's CREATE TABLE AS SELECT of that
                                             file into the new DuckDB file W: a hand-written whole sync
+  arrow_ref ... --warehouse W --overlap     instead, DuckDB appends the same batches into W on a thread of its
+                                            own while the file is written: the whole sync overlapped by hand
   extract  --project P                      Replicator.extract("rides")
   load     --project P                      Replicator.load("rides") (lake -> the project's warehouse)
   sync     --project P                      Replicator.sync("rides") (extract, then load)
@@ -110,10 +112,13 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
         batches = connectorx.read_sql(f"mysql://root@127.0.0.1:3306/{_DATABASE}", query,
                                       return_type="arrow_stream", batch_size=50_000)
     writer, rows = None, 0
+    loader = _OverlappedLoad(args.warehouse) if args.overlap else None
     for batch in batches:
         if writer is None:
             strings = [f.name for f in batch.schema if str(f.type) in ("string", "large_string")]
             writer = pq.ParquetWriter(args.out, batch.schema, compression="zstd", use_dictionary=strings or False)
+        if loader is not None:
+            loader.add(batch)
         writer.write_batch(batch)
         rows += batch.num_rows
     if writer is not None:
@@ -123,7 +128,11 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
         conn.close()
     out = {"op_s": time.perf_counter() - started, "import_s": started - imported, "rows_read": rows,
            "bytes": os.path.getsize(args.out) if writer is not None else 0}
-    if args.warehouse and writer is not None:
+    if loader is not None:
+        waited = time.perf_counter()
+        loader.finish()
+        out.update(op_s=time.perf_counter() - started, load_s=time.perf_counter() - waited, rows_loaded=loader.rows)
+    elif args.warehouse and writer is not None:
         import duckdb
 
         loading = time.perf_counter()
@@ -131,6 +140,67 @@ def _arrow_ref(args: argparse.Namespace) -> dict[str, Any]:
             con.execute("CREATE TABLE rides AS SELECT * FROM read_parquet(?)", [args.out])
         out.update(op_s=time.perf_counter() - started, load_s=time.perf_counter() - loading, rows_loaded=rows)
     return out
+
+
+class _OverlappedLoad:
+    """DuckDB appends the driver's batches on a thread of its own while the caller writes the Parquet file:
+    the warehouse load overlapped with the extract, as well as a hand-written script can overlap it.
+
+    Batches go over in DuckDB's own row groups (122,880 rows) through a queue of two, so at most three
+    groups wait in memory; `finish` waits for the last append.
+    """
+
+    _GROUP_ROWS = 122_880
+
+    def __init__(self, path: str) -> None:
+        import queue
+        import threading
+
+        import duckdb
+
+        self.rows = 0
+        self._pending: list[Any] = []
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._con = duckdb.connect(path)
+        self._con.execute("SET preserve_insertion_order = false")
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._append, name="overlapped-load")
+        self._thread.start()
+
+    def add(self, batch: Any) -> None:
+        self._pending.append(batch)
+        if sum(b.num_rows for b in self._pending) >= self._GROUP_ROWS:
+            self._send()
+
+    def finish(self) -> None:
+        if self._pending:
+            self._send()
+        self._queue.put(None)
+        self._thread.join()
+        self._con.close()
+        if self._error is not None:
+            raise self._error
+
+    def _send(self) -> None:
+        import pyarrow as pa
+
+        self._queue.put(pa.Table.from_batches(self._pending))
+        self._pending = []
+
+    def _append(self) -> None:
+        created = False
+        while (table := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks on a dead consumer
+            try:
+                self._con.register("incoming", table)
+                self._con.execute("INSERT INTO rides SELECT * FROM incoming" if created else
+                                  "CREATE TABLE rides AS SELECT * FROM incoming")
+                self._con.unregister("incoming")
+                created = True
+                self.rows += table.num_rows
+            except BaseException as exc:  # noqa: BLE001 - re-raised by finish() in the caller's thread
+                self._error = exc
 
 
 def _warehouse_floor_pg(args: argparse.Namespace) -> dict[str, Any]:
@@ -201,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=TABLE, help="source table (floor, arrow_ref)")
     parser.add_argument("--out", help="the Parquet file arrow_ref writes")
     parser.add_argument("--warehouse", help="arrow_ref: also load the file into this new DuckDB file")
+    parser.add_argument("--overlap", action="store_true",
+                        help="arrow_ref --warehouse: append to DuckDB on a thread while the file is written")
     parser.add_argument("--binary", help="floor: the compiled MariaDB binary-protocol floor")
     parser.add_argument("--since", help="floor, arrow_ref: read only rows with updated_at >= this ISO timestamp")
     args = parser.parse_args(argv)
@@ -214,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "arrow_ref":
         if not (args.dialect and args.out):
             parser.error("arrow_ref needs --dialect and --out")
+        if args.overlap and not args.warehouse:
+            parser.error("arrow_ref --overlap needs --warehouse")
         result = _arrow_ref(args)
     else:
         if not args.project:

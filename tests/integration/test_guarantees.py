@@ -235,8 +235,10 @@ def test_files_close_at_their_byte_target(tmp_path: Path, pg_url: str, duckdb_ur
 
 def test_duckdb_loads_larger_than_its_memory_limit_spill(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
     """warehouse.memory_limit bounds DuckDB: a load bigger than it completes; one too big to hold says what to raise."""
-    execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
-            "now() - interval '1 hour' FROM generate_series(1, 1200000) g")
+    # 300,000 rows of 384 distinct characters: ~115 MB of text that neither Parquet nor DuckDB compresses away.
+    payload = " || ".join(f"md5((g * {m})::text)" for m in (1, 3, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41))
+    execute(pg_url, PG_TABLE, f"INSERT INTO events SELECT g, {payload}, now() - interval '1 hour' "
+            "FROM generate_series(1, 300000) g")
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
     rep.project.config.warehouse.__dict__.update(memory_limit="8MB")
     with pytest.raises(WarehouseError, match=r"Out of Memory.*set warehouse.memory_limit higher than 8MB"):
@@ -245,27 +247,27 @@ def test_duckdb_loads_larger_than_its_memory_limit_spill(tmp_path: Path, pg_url:
 
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
     rep.project.config.warehouse.__dict__.update(memory_limit="64MB")  # the batch holds ~115 MB of text
-    assert rep.load("events").rows_loaded == 1200000
+    assert rep.load("events").rows_loaded == 300000
     execute(pg_url, "UPDATE events SET payload = 'v2-' || payload, updated_at = now() WHERE id % 2 = 0")
-    assert rep.sync("events").load.rows_loaded == 600000
+    assert rep.sync("events").load.rows_loaded == 150000
     _assert_converged(rep, pg_url)
 
 
 def test_duckdb_auto_memory_limit_follows_row_group_size(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
     """`auto` (the default) sizes the limit to the widest row group (not only the per-thread floor), so wide rows still load."""
     execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, repeat(md5(g::text), 128), now() - interval '1 hour' "
-            "FROM generate_series(1, 40000) g")
+            "FROM generate_series(1, 20000) g")
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
-    rep.project.config.lake.__dict__.update(row_group_rows=20000)  # row groups of ~80 MB
+    rep.project.config.lake.__dict__.update(row_group_rows=10000)  # row groups of ~40 MB
     assert rep.project.config.warehouse.memory_limit == "auto"
     lake = rep.table_lake("events")
     batch = lake.batch_dataset(lake.manifest(rep.extract("events").batch_id))
     largest = max(f.metadata.row_group(i).total_byte_size for f in batch.get_fragments()
                   for i in range(f.metadata.num_row_groups))
-    assert largest > 75 * 2**20
+    assert largest > 38 * 2**20
     limit = rep.warehouse._load_memory_limit(batch, True)  # type: ignore[attr-defined]
     assert limit.endswith("MiB") and int(limit[:-3]) * 2**20 >= 3 * largest  # one group per thread and one more
-    assert rep.load("events").rows_loaded == 40000
+    assert rep.load("events").rows_loaded == 20000
     _assert_converged(rep, pg_url)
 
 

@@ -16,10 +16,12 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from ..errors import ConfigError
 from .base import LakeStore
 from .errors import boto_error, s3_exists
 
-__all__ = ["S3Client", "S3Store", "SpooledUpload", "aws_endpoint", "aws_region", "boto3_client", "s3_filesystem"]
+__all__ = ["S3Client", "S3Store", "SpooledUpload", "aws_endpoint", "aws_max_attempts", "aws_region", "boto3_client",
+           "s3_filesystem"]
 
 
 class S3Client(Protocol):
@@ -39,6 +41,25 @@ def aws_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
+_DEFAULT_MAX_ATTEMPTS = 5
+
+
+def aws_max_attempts() -> int:
+    """Attempts per S3 request, retries included, for both clients: AWS_MAX_ATTEMPTS (the AWS SDKs' and
+    boto3's own variable) or 5. Retries back off exponentially (the AWS SDKs' standard retry mode)."""
+    raw = os.environ.get("AWS_MAX_ATTEMPTS")
+    if raw is None or not raw.strip():
+        return _DEFAULT_MAX_ATTEMPTS
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ConfigError(f"environment variable AWS_MAX_ATTEMPTS is {raw!r}: set it to a whole number of attempts "
+                          f"per S3 request (1 or more, retries included), or unset it for {_DEFAULT_MAX_ATTEMPTS}")
+    return attempts
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
     """Credentials, region and endpoint from AWS_* variables, so MinIO and moto work unchanged."""
     kwargs: dict[str, object] = {}
@@ -52,7 +73,7 @@ def s3_filesystem() -> pafs.S3FileSystem:
         kwargs["scheme"] = parsed.scheme or "https"
         # S3-compatible servers (MinIO, moto) are addressed by path, not by virtual host.
         kwargs["force_virtual_addressing"] = False
-    kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=5)
+    kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=aws_max_attempts())
     return pafs.S3FileSystem(**kwargs)  # type: ignore[arg-type]
 
 
@@ -61,10 +82,10 @@ def boto3_client() -> S3Client:
     import boto3
     from botocore.config import Config
 
-    client: S3Client = boto3.client(
-        "s3",
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
-    )
+    # botocore's `max_attempts` key counts retries only (5 made 6 attempts); `total_max_attempts` counts as
+    # AWS_MAX_ATTEMPTS and pyarrow's strategy do.
+    retries = {"total_max_attempts": aws_max_attempts(), "mode": "standard"}
+    client: S3Client = boto3.client("s3", config=Config(retries=retries, s3={"addressing_style": "path"}))
     return client
 
 

@@ -110,7 +110,11 @@ PERSISTENT = [
 
 @pytest.mark.parametrize(("what", "match", "answer"), PERSISTENT)
 def test_persistent_5xx_is_a_retriable_lake_error(what: str, match: dict, answer: str, tmp_path: Path, pg_url: str,
-                                                  s3_lake: str, duckdb_url: str, proxy: FaultProxy) -> None:
+                                                  s3_lake: str, duckdb_url: str, proxy: FaultProxy,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # One retry, not four: pyarrow's (C++) backoff cannot be shortened from here, and four of its
+    # retries of a persistent fault cost about 10 s; what is asserted is the error after the last one.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     create_events(pg_url)
     insert_rows(pg_url, 1, 300)
     project = _project(tmp_path, pg_url, s3_lake, duckdb_url)
@@ -132,6 +136,39 @@ def test_persistent_5xx_is_a_retriable_lake_error(what: str, match: dict, answer
         assert_converged(rep, pg_url)
         _assert_history_clean(rep)
         assert list_manifest_seqs(rep.lake, "events") == [1, 2]
+
+
+# (what, the rule that answers its first request with a 503 once): each S3 client honours AWS_MAX_ATTEMPTS.
+ONE_503 = [
+    pytest.param(dict(method="PUT", path=r"/_staging/"), id="boto3-upload"),
+    pytest.param(dict(method="GET", path=r"list-type=2"), id="pyarrow-listing"),
+]
+
+
+@pytest.mark.parametrize("match", ONE_503)
+def test_aws_max_attempts_sets_the_retries_of_both_s3_clients(match: dict, tmp_path: Path, pg_url: str,
+                                                              s3_lake: str, duckdb_url: str, proxy: FaultProxy,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 503: retried by default (5 attempts); with AWS_MAX_ATTEMPTS=1 it fails the sync, retriably, and the
+    next sync converges."""
+    create_events(pg_url)
+    insert_rows(pg_url, 1, 300)
+    project = _project(tmp_path, pg_url, s3_lake, duckdb_url)
+    proxy.add(FaultRule(action="503", times=1, **match))
+    assert _sync(project) is None  # the default retried it
+    assert len(proxy.faults("503")) == 1
+
+    insert_rows(pg_url, 301, 400)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    proxy.clear()
+    proxy.add(FaultRule(action="503", times=1, **match))
+    error = _sync(project)
+    assert isinstance(error, LakeError) and error.retriable, f"one 503 with no retry allowed: {error!r}"
+    assert len(proxy.faults("503")) == 2
+    assert _sync(project) is None
+    with Replicator.from_path(project) as rep:
+        assert_converged(rep, pg_url)
+        _assert_history_clean(rep)
 
 
 @pytest.mark.parametrize(("action", "times"), [("drop", 1), ("drop_after", 1), ("drop_after", None)],

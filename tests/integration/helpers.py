@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,19 +30,28 @@ def lake_current(rep: Replicator, name: str) -> pa.Table:
     return oracle.lake_current(rep.project.config.lake.url, name, table.primary_key, table.watermark)
 
 
+def _by_key(rows: Iterable[Sequence[Any]], names: Sequence[str], key: Sequence[str],
+            columns: Sequence[str]) -> dict[tuple, tuple]:
+    """{key values: column values} of rows given as tuples in the order of `names` (no dict per row:
+    the oracles of the large-table tests compare a million rows)."""
+    at = {n: i for i, n in enumerate(names)}
+    key_at, column_at = [at[k] for k in key], [at[c] for c in columns]
+    return {tuple(r[i] for i in key_at): tuple(r[i] for i in column_at) for r in rows}
+
+
 def rows_by_key(table: pa.Table, key: Sequence[str], columns: Sequence[str]) -> dict[tuple, tuple]:
-    data = table.select(list(columns)).to_pylist()
-    return {tuple(r[k] for k in key): tuple(r[c] for c in columns) for r in data}
+    names = list(dict.fromkeys([*key, *columns]))
+    return _by_key(zip(*(table.column(n).to_pylist() for n in names)), names, key, columns)
 
 
 def source_rows(url: str, sql: str, key: Sequence[str], columns: Sequence[str]) -> dict[tuple, tuple]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(sa.text(sql))]
+            result = conn.execute(sa.text(sql))
+            return _by_key(result, list(result.keys()), key, columns)
     finally:
         engine.dispose()
-    return {tuple(r[k] for k in key): tuple(r[c] for c in columns) for r in rows}
 
 
 def duckdb_rows(rep: Replicator, name: str, key: Sequence[str], columns: Sequence[str]) -> dict[tuple, tuple]:
@@ -60,3 +70,30 @@ def assert_no_duplicate_keys(table: pa.Table, key: Sequence[str]) -> None:
     assert pc.max(counts.column("count_all")).as_py() in (None, 1)
 
 
+
+
+def _digest_sql(relation: str, key: str, text_column: str) -> str:
+    # Rendered alike by PostgreSQL and DuckDB for an integer key and a text column: one md5 over every row.
+    return (f"SELECT count(*), md5(string_agg(CAST({key} AS VARCHAR) || ':' || coalesce({text_column}, '<null>'), "
+            f"',' ORDER BY {key})) FROM {relation}")
+
+
+def content_digests(rep: Replicator, name: str, source_url: str, source_table: str, key: str,
+                    text_column: str) -> dict[str, tuple]:
+    """(rows, md5 of every `key:text` in key order) of the source, the lake's current state and DuckDB, each
+    computed by its own engine: the source server, DuckDB over the independent oracle's Arrow table, and
+    the warehouse file. For tables of a million rows, where comparing Python rows costs seconds."""
+    engine = sa.create_engine(source_url)
+    try:
+        with engine.connect() as conn:
+            source = tuple(conn.execute(sa.text(_digest_sql(source_table, key, text_column))).one())
+    finally:
+        engine.dispose()
+    lake = lake_current(rep, name).select([key, text_column])
+    with duckdb.connect() as con:
+        con.register("lake", lake)
+        in_lake = con.execute(_digest_sql("lake", key, text_column)).fetchone()
+    path = rep.project.config.warehouse.url.removeprefix("duckdb:///")
+    with duckdb.connect(path, read_only=True) as con:
+        warehouse = con.execute(_digest_sql(f'raw."{name}"', key, text_column)).fetchone()
+    return {"source": source, "lake": tuple(in_lake or ()), "warehouse": tuple(warehouse or ())}

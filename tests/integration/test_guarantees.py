@@ -19,6 +19,7 @@ from replicator.sources import ReadRequest
 from ..conftest import execute, query, write_project
 from .helpers import (
     assert_no_duplicate_keys,
+    content_digests,
     duckdb_rows,
     lake_current,
     lake_dataset,
@@ -235,10 +236,8 @@ def test_files_close_at_their_byte_target(tmp_path: Path, pg_url: str, duckdb_ur
 
 def test_duckdb_loads_larger_than_its_memory_limit_spill(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:
     """warehouse.memory_limit bounds DuckDB: a load bigger than it completes; one too big to hold says what to raise."""
-    # 300,000 rows of 384 distinct characters: ~115 MB of text that neither Parquet nor DuckDB compresses away.
-    payload = " || ".join(f"md5((g * {m})::text)" for m in (1, 3, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41))
-    execute(pg_url, PG_TABLE, f"INSERT INTO events SELECT g, {payload}, now() - interval '1 hour' "
-            "FROM generate_series(1, 300000) g")
+    execute(pg_url, PG_TABLE, "INSERT INTO events SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text), "
+            "now() - interval '1 hour' FROM generate_series(1, 900000) g")
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
     rep.project.config.warehouse.__dict__.update(memory_limit="8MB")
     with pytest.raises(WarehouseError, match=r"Out of Memory.*set warehouse.memory_limit higher than 8MB"):
@@ -246,11 +245,13 @@ def test_duckdb_loads_larger_than_its_memory_limit_spill(tmp_path: Path, pg_url:
     assert rep.warehouse.last_loaded_seq("events") == 0
 
     rep = _project(tmp_path, pg_url, str(tmp_path / "lake"), duckdb_url)
-    rep.project.config.warehouse.__dict__.update(memory_limit="64MB")  # the batch holds ~115 MB of text
-    assert rep.load("events").rows_loaded == 300000
+    rep.project.config.warehouse.__dict__.update(memory_limit="64MB")  # the batch holds ~86 MB of text
+    assert rep.load("events").rows_loaded == 900000
     execute(pg_url, "UPDATE events SET payload = 'v2-' || payload, updated_at = now() WHERE id % 2 = 0")
-    assert rep.sync("events").load.rows_loaded == 150000
-    _assert_converged(rep, pg_url)
+    assert rep.sync("events").load.rows_loaded == 450000
+    # Equal digests over every key in order: the same rows, values and no key twice, in the lake and in DuckDB.
+    digests = content_digests(rep, "events", pg_url, "events", "id", "payload")
+    assert digests["source"][0] == 900000 and digests["lake"] == digests["source"] == digests["warehouse"], digests
 
 
 def test_duckdb_auto_memory_limit_follows_row_group_size(tmp_path: Path, pg_url: str, duckdb_url: str) -> None:

@@ -4,6 +4,7 @@ the S3 store's own boto3 client (injected, or built once per store), and an impo
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import botocore.exceptions
 import pyarrow.fs as pafs
 import pytest
 
-from replicator.errors import LakeError
+from replicator.errors import ConfigError, LakeError
 from replicator.lake import s3
 from replicator.lake.base import LakeStore
 from replicator.lake.store import LocalStore, open_store
@@ -186,3 +187,19 @@ def test_store_modules_import_no_cycle() -> None:
     for module in ("store", "s3", "base"):
         visit(module, ())
     assert "store" not in _lake_imports("s3")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "2.5"])
+def test_a_bad_aws_max_attempts_is_one_clear_error(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", value)
+    with pytest.raises(ConfigError, match=rf"AWS_MAX_ATTEMPTS is '{re.escape(value)}': set it to a whole number"):
+        open_store("s3://bucket/lake")
+
+
+def test_aws_max_attempts_unset_or_blank_is_five(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    assert s3.aws_max_attempts() == 5
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", " ")
+    assert s3.aws_max_attempts() == 5
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    assert s3.aws_max_attempts() == 3

@@ -144,7 +144,11 @@ def one_run(dialect: str, run: int, work: Path, s3: S3Server | None, keep: bool 
     steps.run("full_local", ["extract", "--project", local])
     if s3 is not None:
         try:
-            steps.run("full_s3", ["extract", "--project", steps.project("s3", s3.new_lake())], env=s3.env)
+            on_s3 = steps.project("s3", s3.new_lake())
+            if steps.run("full_s3", ["extract", "--project", on_s3], env=s3.env).ok:
+                touch_two_percent(dialect, SOURCE_TABLE)
+                steps.run("incremental_2pct_extract_s3", ["extract", "--project", on_s3], env=s3.env)
+                steps.run("no_change_s3", ["extract", "--project", on_s3], env=s3.env)
         finally:
             s3.reset()
     steps.run("sync_ref", ["arrow_ref", "--dialect", dialect, "--table", SOURCE_TABLE,

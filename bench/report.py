@@ -24,6 +24,9 @@ STEPS: dict[str, str] = {
     "arrow_ref": "no replicator: the driver's Arrow batches straight into one ParquetWriter (same-run baseline)",
     "full_local": "extract: full read -> Parquet -> commit, local lake",
     "full_s3": "extract: full read -> Parquet -> commit, S3 lake (moto)",
+    "incremental_2pct_extract_s3": "extract to that S3 lake after 2% of the rows changed (the full batch "
+                                   "before it: full_s3)",
+    "no_change_s3": "extract to that S3 lake again right after: nothing changed",
     "sync_ref": "no replicator: arrow_ref, then DuckDB's CREATE TABLE AS SELECT of its file, in one process: "
                 "a hand-written whole sync (same-run baseline for full_sync)",
     "sync_overlap_ref": "no replicator: the same script with the DuckDB load overlapped: a thread appends the "
@@ -104,7 +107,7 @@ def _derive(step: str, raw: dict[str, Any], floor_wall: float | None, table_rows
     wall, op = raw.get("wall_s"), raw.get("op_s")
     out["rows_per_s"] = rows / wall if wall and rows else None
     out["op_rows_per_s"] = rows / op if op and rows else None
-    if step in ("incremental_2pct_extract", "incremental_2pct_sync", "incremental_ref"):
+    if step in ("incremental_2pct_extract", "incremental_2pct_extract_s3", "incremental_2pct_sync", "incremental_ref"):
         floor_wall = incremental_floor_wall  # the same rows read by the floor client, not the whole table
     if step.startswith("incremental_2pct"):
         ref_wall = incremental_ref_wall

@@ -160,6 +160,7 @@ class _OverlappedLoad:
 
         self.rows = 0
         self._pending: list[Any] = []
+        self._pending_rows = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._con = duckdb.connect(path)
         self._con.execute("SET preserve_insertion_order = false")
@@ -169,7 +170,8 @@ class _OverlappedLoad:
 
     def add(self, batch: Any) -> None:
         self._pending.append(batch)
-        if sum(b.num_rows for b in self._pending) >= self._GROUP_ROWS:
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self._GROUP_ROWS:
             self._send()
 
     def finish(self) -> None:
@@ -185,7 +187,7 @@ class _OverlappedLoad:
         import pyarrow as pa
 
         self._queue.put(pa.Table.from_batches(self._pending))
-        self._pending = []
+        self._pending, self._pending_rows = [], 0
 
     def _append(self) -> None:
         created = False

@@ -15,6 +15,7 @@ from replicator import Replicator
 from replicator.duckdb_sql import to_arrow
 
 from .. import oracle
+from ..conftest import query
 
 
 def lake_dataset(rep: Replicator, name: str) -> pa.Table:
@@ -70,8 +71,6 @@ def assert_no_duplicate_keys(table: pa.Table, key: Sequence[str]) -> None:
     assert pc.max(counts.column("count_all")).as_py() in (None, 1)
 
 
-
-
 def _digest_sql(relation: str, key: str, text_column: str) -> str:
     # Rendered alike by PostgreSQL and DuckDB for an integer key and a text column: one md5 over every row.
     return (f"SELECT count(*), md5(string_agg(CAST({key} AS VARCHAR) || ':' || coalesce({text_column}, '<null>'), "
@@ -83,12 +82,7 @@ def content_digests(rep: Replicator, name: str, source_url: str, source_table: s
     """(rows, md5 of every `key:text` in key order) of the source, the lake's current state and DuckDB, each
     computed by its own engine: the source server, DuckDB over the independent oracle's Arrow table, and
     the warehouse file. For tables of a million rows, where comparing Python rows costs seconds."""
-    engine = sa.create_engine(source_url)
-    try:
-        with engine.connect() as conn:
-            source = tuple(conn.execute(sa.text(_digest_sql(source_table, key, text_column))).one())
-    finally:
-        engine.dispose()
+    source = query(source_url, _digest_sql(source_table, key, text_column))[0]
     lake = lake_current(rep, name).select([key, text_column])
     with duckdb.connect() as con:
         con.register("lake", lake)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 # Hypothesis's pytest plugin imports hypothesis at the end of a session when no property test ran; with
 # pytest's assertion rewriting that compile raced a server thread still importing (CPython 3.11:
@@ -19,6 +22,63 @@ import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("REPLICATOR_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get("REPLICATOR_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+# MariaDB's settle horizon reads the open transactions of the whole server (INNODB_TRX has no database),
+# so a test's MariaDB work may not overlap another test's: under pytest-xdist the workers take turns on
+# the server through this lock, while PostgreSQL (horizon per database), SQLite and DuckDB tests run side
+# by side. Reentrant within a process: a module-scoped database may hold it while a test takes it again.
+_MARIADB_LOCK = Path(tempfile.gettempdir()) / "replicator-tests-mariadb.lock"
+_mariadb_holds: list[int] = []
+
+
+@contextmanager
+def mariadb_turn() -> Iterator[None]:
+    """Hold the MariaDB server for this test process (see _MARIADB_LOCK)."""
+    if _mariadb_holds:
+        _mariadb_holds.append(_mariadb_holds[0])
+        try:
+            yield
+        finally:
+            _mariadb_holds.pop()
+        return
+    fd = os.open(_MARIADB_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _mariadb_holds.append(fd)
+        try:
+            yield
+        finally:
+            _mariadb_holds.pop()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its fault-case counts to the controller, which prints the one total."""
+    from .faults.common import STATS
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_stats"] = dict(STATS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from .faults.common import STATS
+
+    for key, value in getattr(node, "workeroutput", {}).get("fault_stats", {}).items():
+        STATS[key] += value
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from .faults.common import STATS
+
+    if STATS["ran"]:
+        terminalreporter.write_line(
+            f"fault cases: {STATS['ran']} ran, {STATS['lost']} lost rows, {STATS['duplicates']} duplicates"
+        )
 
 
 def _free_port() -> int:
@@ -61,21 +121,39 @@ def s3_lake(s3_endpoint: str) -> str:
 
 
 @contextmanager
-def pg_database(prefix: str = "rt", drivername: str | None = None) -> Iterator[str]:
-    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def _database(admin_url: str, create: str, drop: str, url: sa.engine.URL) -> Iterator[str]:
+    """Run `create` on the admin connection, yield `url`, then run `drop`."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
-    if drivername:
-        url = url.set(drivername=drivername)
+        conn.exec_driver_sql(create)
     try:
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(drop)
         admin.dispose()
+
+
+@contextmanager
+def pg_database(prefix: str = "rt", drivername: str | None = None) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    if drivername:
+        url = url.set(drivername=drivername)
+    with _database(PG_ADMIN_URL, f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                   url) as out:
+        yield out
+
+
+@contextmanager
+def mysql_database(prefix: str) -> Iterator[str]:
+    """A new, empty MariaDB database (its URL), dropped afterwards; held under mariadb_turn()."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = sa.engine.make_url(MYSQL_ADMIN_URL).set(database=name, query={"charset": "utf8mb4"})
+    with mariadb_turn(), _database(MYSQL_ADMIN_URL, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                                   f"DROP DATABASE IF EXISTS `{name}`", url) as out:
+        yield out
 
 
 @pytest.fixture()
@@ -87,18 +165,9 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture()
 def mysql_url() -> Iterator[str]:
-    """A new, empty MariaDB database, dropped after the test."""
-    name = f"rt_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    url = sa.engine.make_url(MYSQL_ADMIN_URL).set(database=name, query={"charset": "utf8mb4"}).render_as_string(hide_password=False)
-    try:
+    """A new, empty MariaDB database, dropped after the test; the test has the server to itself."""
+    with mysql_database("rt") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
 
 
 def execute(url: str, *statements: str, params: list[dict] | None = None) -> None:

@@ -24,7 +24,6 @@ import itertools
 import signal
 import tempfile
 import textwrap
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from replicator import Replicator
 
 from .. import oracle
-from ..conftest import pg_database
+from ..conftest import mysql_database, pg_database
 from .common import STATS, finish, spawn
 from .killer import NOT_KILLED, POINTS
 
@@ -295,21 +294,8 @@ def diff_pg() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def diff_mysql() -> Iterator[str]:
-    import sqlalchemy as sa
-
-    from ..conftest import MYSQL_ADMIN_URL
-
-    name = f"rd_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield sa.engine.make_url(MYSQL_ADMIN_URL).set(database=name, query={"charset": "utf8mb4"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
+    with mysql_database("rd") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +29,28 @@ MYSQL_ADMIN_URL = os.environ.get("REPLICATOR_TEST_MYSQL", "mysql+pymysql://root@
 # the server through this lock, while PostgreSQL (horizon per database), SQLite and DuckDB tests run side
 # by side. Reentrant within a process: a module-scoped database may hold it while a test takes it again.
 _MARIADB_LOCK = Path(tempfile.gettempdir()) / "replicator-tests-mariadb.lock"
-_mariadb_holds: list[int] = []
+_mariadb_depth = [0]  # how many mariadb_turn() blocks of this process are open
 
 
 @contextmanager
 def mariadb_turn() -> Iterator[None]:
     """Hold the MariaDB server for this test process (see _MARIADB_LOCK)."""
-    if _mariadb_holds:
-        _mariadb_holds.append(_mariadb_holds[0])
+    with ExitStack() as held:
+        if not _mariadb_depth[0]:
+            fd = os.open(_MARIADB_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+            held.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+        _mariadb_depth[0] += 1
         try:
             yield
         finally:
-            _mariadb_holds.pop()
-        return
-    fd = os.open(_MARIADB_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _mariadb_holds.append(fd)
-        try:
-            yield
-        finally:
-            _mariadb_holds.pop()
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+            _mariadb_depth[0] -= 1
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """An xdist worker hands its fault-case counts to the controller, which prints the one total."""
-    from .faults.common import STATS
+    from .faults.common import STATS  # here, not at the top: tests/faults/common.py imports this module
 
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:

@@ -5,7 +5,9 @@ over 14 days, its lake on moto's S3 server over HTTP (in this process), a local 
 full load, N times: about 20 rows change, and a fresh `replicator sync` process runs. Every request the
 server answers is counted from its own request log (werkzeug's), by kind: LIST (GET with list-type), GET,
 HEAD, PUT, POST (multipart), DELETE. Prints a Markdown table of the counts at a few batch numbers: flat
-counts mean a sync's cost does not grow with the batches a table has.
+counts mean a sync's cost does not grow with the batches a table has. With `--iceberg`, the project also
+publishes both Iceberg tables (`lake.iceberg`, a SQLite catalog file in the temporary folder), so the
+counts include the publication's requests.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--syncs", type=int, default=60)
+    parser.add_argument("--iceberg", action="store_true", help="publish to Iceberg too (SQLite catalog)")
     args = parser.parse_args(argv)
     small_rides(DB, args.rows)
     counter = _Counter()
@@ -57,8 +60,9 @@ def main(argv: list[str]) -> int:
         werkzeug.addHandler(counter)
         folder = Path(tmp)
         (folder / "schemas").mkdir()
+        iceberg = f"  iceberg:\n    catalog_uri: 'sqlite:///{folder / 'iceberg.db'}'\n" if args.iceberg else ""
         (folder / "replicator.yml").write_text(
-            f"sources:\n  app:\n    url: '{url(DB)}'\nlake:\n  url: '{s3.new_lake()}'\n"
+            f"sources:\n  app:\n    url: '{url(DB)}'\nlake:\n  url: '{s3.new_lake()}'\n{iceberg}"
             "warehouse:\n  url: duckdb:///warehouse.duckdb\n")
         (folder / "schemas" / "rides.yml").write_text(
             "source: app\ntable: public.rides\nprimary_key: [id]\nwatermark: updated_at\npartition_by: created_at\n")

@@ -2,8 +2,9 @@
 
 replicator's manifests stay the commit point; this is a publication of them. After a batch commits,
 each later manifest the Iceberg table has not recorded is registered in order, by its own Parquet files
-(`add_files`: no data is rewritten): an incremental batch as an append, a full batch as one transaction
-that deletes every earlier file and adds its own. Every snapshot records `replicator.batch_id` in its
+(as `add_files` does, from the footers the writer kept: no data is rewritten, nor read back): an
+incremental batch as an append, a full batch as one transaction that deletes every earlier file and adds
+its own. Every snapshot records `replicator.batch_id` in its
 summary and gets a tag `batch-<id>` (with a maximum age, so tags never block snapshot expiry). The last
 published batch is read back from the table itself, so a crash between the lake commit and the catalog
 commit, or a catalog that is down for a sync, is caught up by the next publication: every batch once.
@@ -42,7 +43,9 @@ from .lake.table import TableLake
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
+    from pyiceberg.table.metadata import TableMetadata
 
 __all__ = ["BATCH_KEY", "IcebergPublisher", "PublishResult", "file_io_properties", "tag_name"]
 
@@ -261,23 +264,35 @@ class IcebergPublisher:
 
     def _publish_one(self, lake: TableLake, table: Table, manifest: Manifest) -> Table:
         from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.table import TableProperties
 
         schema = self._checked(lake.name, manifest.schema)
-        uris = [lake.file_uri(f) for f in manifest.files]
         properties = _properties(manifest)
         with table.transaction() as tx:
             with tx.update_schema() as update:  # added columns, widened types: Iceberg schema evolution
                 update.union_by_name(schema)
+            _merge_manifests(tx)
             if manifest.mode == "full" and table.current_snapshot() is not None:
                 tx.delete(AlwaysTrue(), snapshot_properties=properties)
-            if uris:
-                tx.add_files(uris, snapshot_properties=properties, check_duplicate_files=False)
+            if manifest.files:
+                settings = {}
+                if tx.table_metadata.name_mapping() is None:
+                    # As add_files does: the files have no Iceberg field ids, so readers map columns by name.
+                    settings[TableProperties.DEFAULT_NAME_MAPPING] = \
+                        tx.table_metadata.schema().name_mapping.model_dump_json()
+                if settings:
+                    tx.set_properties(settings)
+                files = _data_files_of(tx.table_metadata, lake, manifest)
+                with tx.update_snapshot(snapshot_properties=properties).merge_append() as append:
+                    for file in files:
+                        append.append_data_file(file)
         return self._tag(table.refresh(), manifest.seq)
 
     def _publish_current(self, lake: TableLake, table: Table, manifest: Manifest, rule: CurrentStateRule) -> Table:
         self._checked(lake.name, manifest.schema)
         unchanged = manifest.compaction_of is not None and manifest.compaction_of == self.last_published(table)
         with table.transaction() as tx:
+            _merge_manifests(tx)
             apply_batch(tx, table, lake, manifest, rule, _properties(manifest), unchanged=unchanged)
         return self._tag(table.refresh(), manifest.seq)
 
@@ -374,6 +389,52 @@ def _data_files(table: Table) -> set[str]:
                 continue
             seen.add(manifest.manifest_path)
             files.update(_plain(e.data_file.file_path) for e in manifest.fetch_manifest_entry(table.io))
+    return files
+
+
+def _merge_manifests(tx: Any) -> None:
+    """Turn on manifest merging for the table of `tx` (tables published before it was set get it too).
+
+    Every batch adds a manifest to the change table and leaves one in the current-state table, and every
+    reader and every later publication reads them all; merged into one once
+    `commit.manifest.min-count-to-merge` (100) have piled up, as Java's Iceberg does by default.
+    """
+    from pyiceberg.table import TableProperties
+
+    if TableProperties.MANIFEST_MERGE_ENABLED not in tx.table_metadata.properties:
+        tx.set_properties({TableProperties.MANIFEST_MERGE_ENABLED: "true"})
+
+
+def _data_files_of(metadata: TableMetadata, lake: TableLake, manifest: Manifest) -> list[DataFile]:
+    """The Iceberg data files of a batch, as pyiceberg's `add_files` builds them (`parquet_file_to_data_file`),
+    but from each file's footer as the writer kept it (lake/footers.py) and its size from the manifest, so a
+    batch this process wrote is registered without reading its files back."""
+    from pyiceberg.io.pyarrow import (
+        _check_pyarrow_schema_compatible,
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+    schema, spec = metadata.schema(), metadata.spec()
+    plan = compute_statistics_plan(schema, metadata.properties)
+    mapping = parquet_path_to_id_mapping(schema)
+    checked: list[pa.Schema] = []
+    files = []
+    for file in manifest.files:
+        footer = lake.footer(file)
+        arrow_schema = footer.schema.to_arrow_schema()
+        if not any(arrow_schema.equals(seen) for seen in checked):  # a batch's files share one schema
+            _check_pyarrow_schema_compatible(schema, arrow_schema, format_version=metadata.format_version)
+            checked.append(arrow_schema)
+        statistics = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=footer, stats_columns=plan, parquet_column_mapping=mapping)
+        files.append(DataFile.from_args(
+            content=DataFileContent.DATA, file_path=lake.file_uri(file), file_format=FileFormat.PARQUET,
+            partition=statistics.partition(spec, schema), file_size_in_bytes=file.bytes, sort_order_id=None,
+            spec_id=metadata.default_spec_id, equality_ids=None, key_metadata=None,
+            **statistics.to_serialized_dict()))
     return files
 
 

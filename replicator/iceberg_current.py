@@ -20,6 +20,7 @@ key in ranges of `KEY_RANGE` (recent keys, where most changes are, share a parti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -84,11 +85,54 @@ def apply_batch(tx: Transaction, table: Table, lake: TableLake, manifest: Manife
     for piece in pieces:
         if piece.num_rows:
             added.extend(_dataframe_to_data_files(tx.table_metadata, _conform(piece, target), table.io))
-    with tx.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+    with _overwrite(tx, table, properties) as snapshot:
         for task in removed:
             snapshot.delete_data_file(task.file)
         for file in added:
             snapshot.append_data_file(file)
+
+
+def _overwrite(tx: Transaction, table: Table, properties: dict[str, str]) -> Any:
+    """pyiceberg's overwrite snapshot (`tx.update_snapshot().overwrite()`), with two things of Java's:
+
+    - it drops the manifests of earlier snapshots that list deleted files only: pyiceberg 0.12 carries
+      them into every later snapshot (the next overwrite keeps them, as none of their live entries is
+      deleted), so the manifest list grew by one per batch, and every batch and reader read them all
+      (iceberg-go fixed the same, #1154);
+    - it merges manifests as a merging append does (`commit.manifest-merge.enabled`,
+      `commit.manifest.min-count-to-merge`): each batch leaves a manifest for the partitions it rewrote,
+      so the list would otherwise grow up to the number of partitions.
+    """
+    from pyiceberg.table.snapshots import Operation
+
+    operation = Operation.OVERWRITE if tx.table_metadata.current_snapshot() is not None else Operation.APPEND
+    return _merging_overwrite()(operation=operation, transaction=tx, io=table.io, snapshot_properties=properties)
+
+
+@functools.cache
+def _merging_overwrite() -> type:
+    from pyiceberg.manifest import ManifestContent, ManifestFile
+    from pyiceberg.table import TableProperties
+    from pyiceberg.table.update.snapshot import _ManifestMergeManager, _OverwriteFiles
+    from pyiceberg.utils.properties import property_as_bool, property_as_int
+
+    class MergingOverwrite(_OverwriteFiles):
+        def _process_manifests(self, manifests: list[ManifestFile]) -> list[ManifestFile]:
+            live = [m for m in manifests if m.added_snapshot_id == self._snapshot_id
+                    or m.has_added_files() or m.has_existing_files()]
+            settings = self._transaction.table_metadata.properties
+            merger = _ManifestMergeManager(
+                target_size_bytes=property_as_int(settings, TableProperties.MANIFEST_TARGET_SIZE_BYTES)
+                or TableProperties.MANIFEST_TARGET_SIZE_BYTES_DEFAULT,
+                min_count_to_merge=property_as_int(settings, TableProperties.MANIFEST_MIN_MERGE_COUNT)
+                or TableProperties.MANIFEST_MIN_MERGE_COUNT_DEFAULT,
+                merge_enabled=property_as_bool(settings, TableProperties.MANIFEST_MERGE_ENABLED,
+                                               TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT),
+                snapshot_producer=self)
+            return (merger.merge_manifests([m for m in live if m.content == ManifestContent.DATA])
+                    + [m for m in live if m.content == ManifestContent.DELETES])
+
+    return MergingOverwrite
 
 
 def _full_pieces(lake: TableLake, manifest: Manifest, rule: CurrentStateRule) -> Iterator[pa.Table]:

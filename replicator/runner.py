@@ -21,6 +21,7 @@ from .current_state import CurrentStateRule
 from .errors import ConfigError, LockError, ReplicatorError
 from .extract import ExtractResult, Progress, extract_table
 from .lake import LakeStore
+from .lake.footers import Footers
 from .lake.recovery import Recovery
 from .lake.store import open_store
 from .lake.table import ReconcileRecord, TableLake
@@ -76,7 +77,10 @@ class Replicator:
 
     @cached_property
     def lake(self) -> LakeStore:
-        return open_store(self.project.config.lake.url)
+        store = open_store(self.project.config.lake.url)
+        if self.project.config.lake.iceberg is not None:
+            store.footers = Footers()  # publication registers the files this process writes without reading them
+        return store
 
     @cached_property
     def warehouse(self) -> WarehouseLoader:

@@ -21,19 +21,26 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from .errors import lake_error, lake_not_found
+from .footers import Footers
 
 __all__ = ["LakeStore"]
 
 
 @dataclass(kw_only=True, eq=False)
 class LakeStore(ABC):
-    """A lake rooted at `root` on `fs`; `url` is what the user wrote."""
+    """A lake rooted at `root` on `fs`; `url` is what the user wrote.
+
+    `footers`, when set, keeps the footer of every data file written through this store for a follower
+    in the same process (Iceberg publication), so it need not read the files back (lake/footers.py).
+    """
 
     fs: pafs.FileSystem
     root: str
     url: str
+    footers: Footers | None = None
 
     parallel_moves: ClassVar[bool]
     uploads_on_close: ClassVar[bool]
@@ -92,6 +99,14 @@ class LakeStore(ABC):
         except (OSError, pa.ArrowException) as exc:
             if lake_not_found(exc):
                 raise FileNotFoundError(path) from exc
+            raise lake_error("read", path, exc) from exc
+
+    def read_footer(self, path: str) -> pq.FileMetaData:
+        """The Parquet footer of the file at `path` (on S3: a HEAD and a ranged GET of its tail)."""
+        try:
+            with self.fs.open_input_file(path) as handle:
+                return pq.read_metadata(handle)
+        except (OSError, pa.ArrowException) as exc:
             raise lake_error("read", path, exc) from exc
 
     @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from ..config import LakeConfig
 from ..current_state import CurrentStateRule
@@ -171,6 +172,13 @@ class TableLake:
 
     def uri(self) -> str:
         return self.store.uri(paths.join(self.store.root, self.name))
+
+    def footer(self, file: DataFile) -> pq.FileMetaData:
+        """The Parquet footer of a committed file: the one this process kept when it wrote the file, else
+        read from it."""
+        path = paths.in_table(self.store.root, self.name, file.path)
+        kept = self.store.footers.take(path) if self.store.footers is not None else None
+        return kept if kept is not None else self.store.read_footer(path)
 
     def live_files(self) -> tuple[dict[str, int], int]:
         """Files per partition of the live batches (from the latest full batch on), and their row versions.

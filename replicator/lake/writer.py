@@ -142,6 +142,11 @@ class BatchWriter:
             size = handle.stream.tell()
         except (OSError, pa.ArrowException) as exc:
             raise lake_error("write", handle.staging_path, exc) from exc
+        if self.store.footers is not None:
+            # Kept under the committed path, where a follower finds the file (pyiceberg reads the same
+            # attribute of its own writers).
+            self.store.footers.keep(paths.in_table(self.store.root, self.table, handle.final_path),
+                                    handle.writer.writer.metadata)
         if not self.store.uploads_on_close:
             handle.stream.close()
         else:

@@ -221,6 +221,67 @@ def test_an_added_column_evolves_the_iceberg_schema(tmp_path: Path, pg_url: str)
     assert table.scan().to_arrow().num_rows == 307  # batch 1's files read with the new column as NULL
 
 
+def test_files_are_registered_from_the_writers_footers_exactly_as_reading_them_would(
+        tmp_path: Path, pg_url: str) -> None:
+    """A batch this process wrote is registered from the footers its writer kept (none is read back), and
+    every data file's entry (partition, counts, bounds, size) equals what pyiceberg builds by reading the
+    file (`parquet_file_to_data_file`, the function behind `add_files`)."""
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    _setup(pg_url)
+    rep = Replicator.from_path(_project(tmp_path, pg_url))
+    rep.sync("rides")
+    execute(pg_url, "ALTER TABLE rides ADD COLUMN note text",
+            "UPDATE rides SET note = 'late', updated_at = now() - interval '10 minutes' WHERE id % 7 = 0")
+    assert rep.sync("rides").extract.published.published == [2]  # type: ignore[union-attr]
+    assert rep.lake.footers is not None and len(rep.lake.footers) == 0  # every kept footer was used once
+
+    table = _iceberg(tmp_path)
+    entries = [e.data_file for m in table.current_snapshot().manifests(table.io)  # type: ignore[union-attr]
+               for e in m.fetch_manifest_entry(table.io)]
+    assert len(entries) == len([p for p in (tmp_path / "lake" / "rides").rglob("*.parquet")
+                                if not p.relative_to(tmp_path / "lake" / "rides").parts[0].startswith("_")])
+    fields = ["file_path", "file_format", "partition", "record_count", "file_size_in_bytes", "column_sizes",
+              "value_counts", "null_value_counts", "nan_value_counts", "lower_bounds", "upper_bounds",
+              "split_offsets"]
+    for entry in entries:
+        read = parquet_file_to_data_file(table.io, table.metadata, entry.file_path)
+        assert {f: getattr(entry, f) for f in fields} == {f: getattr(read, f) for f in fields}, entry.file_path
+    assert sum(e.record_count for e in entries) == 300 + 300 // 7
+
+
+def test_manifest_lists_stay_bounded_however_many_batches_are_published(tmp_path: Path, pg_url: str) -> None:
+    """Each batch adds a manifest to the change table and overwrites part of the current-state table; neither
+    table's current snapshot may list more manifests the more batches it has seen (every reader, and every
+    later publication, reads them all). Both merge them at their min-count-to-merge (set to 3 here through
+    the table property, as an Iceberg user would), and the current-state table drops the manifests of
+    deleted entries that earlier overwrites left."""
+    _setup(pg_url)
+    rep = Replicator.from_path(_project(tmp_path, pg_url))
+    rep.sync("rides")
+    catalog = pyiceberg_sql.SqlCatalog("replicator", uri=f"sqlite:///{tmp_path / 'iceberg.db'}")
+    for identifier in ("lake.rides", "lake_current.rides"):
+        catalog.load_table(identifier).transaction().set_properties(
+            {"commit.manifest.min-count-to-merge": "3"}).commit_transaction()
+
+    def manifests(identifier: str) -> int:
+        table = catalog.load_table(identifier)
+        return len(table.current_snapshot().manifests(table.io))  # type: ignore[union-attr]
+
+    counts = []
+    for batch in range(2, 10):
+        execute(pg_url, f"UPDATE rides SET price = price + {batch}, updated_at = now() - interval '10 minutes'"
+                        f" WHERE id % 30 = {batch}")
+        assert rep.sync("rides").extract.published.published == [batch]  # type: ignore[union-attr]
+        counts.append((manifests("lake.rides"), manifests("lake_current.rides")))
+    assert max(max(c) for c in counts) <= 3, counts  # batch by batch, six partitions rewritten in turn
+    change = catalog.load_table("lake.rides").scan().to_arrow()
+    assert change.num_rows == _raw_lake_rows(tmp_path)  # merging lost or doubled no file
+    assert _current(change) == _source(pg_url)
+    current = catalog.load_table("lake_current.rides").scan().to_arrow()
+    assert {r["id"]: (r["price"], r["updated_at"]) for r in current.to_pylist()} == _source(pg_url)
+
+
 def test_concurrent_publishers_never_double_a_batch(tmp_path: Path, pg_url: str) -> None:
     import threading
 

@@ -195,6 +195,7 @@ def extract_table(
 ) -> ExtractResult:
     """Read what changed since the last batch and commit it as one lake batch (or nothing if nothing changed)."""
     started = time.perf_counter()
+    source.will_read()
     schema = source.describe(table)  # checks the source before anything is written anywhere
     current = lake_schema(schema)
     run_id = uuid.uuid4().hex

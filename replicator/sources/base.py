@@ -228,6 +228,10 @@ class SqlSource:
         """Rows per keyset chunk of a full read."""
         return self.config.chunk_rows
 
+    def will_read(self) -> None:
+        """Told before the extract's own work that a read follows: a source may start opening what the
+        read needs (PostgreSQL: its ADBC connection). Nothing by default."""
+
     def reads_ahead(self, request: ReadRequest) -> bool:
         """True when the driver already decodes in its own thread, so the extract needs no read-ahead."""
         return False

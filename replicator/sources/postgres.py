@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from ..types import Unrepresentable
 from ..watermark import SettleClock
 from .base import ReadRequest, SqlSource
-from .postgres_arrow import AdbcConnections, arrow_path_available, read_chunk_arrow
+from .postgres_arrow import AdbcConnections, adbc_installed, arrow_path_available, read_chunk_arrow
 from .session import postgres_session, set_config_call
 from .typemap import NON_FINITE_REMEDY
 
@@ -56,6 +56,9 @@ _CASTERS = [_guarded(c) for c in (psycopg2.extensions.DATE, psycopg2.extensions.
                                   psycopg2.extensions.PYDATETIMETZ)]
 
 
+_CONNECT_TIMEOUT_S = 10  # make_engine's default
+
+
 class PostgresSource(SqlSource):
     dialect = "postgresql"
     _warned_privilege = False
@@ -79,12 +82,20 @@ class PostgresSource(SqlSource):
             return read_chunk_arrow(self, self._adbc_connections(), request, after, limit)
         return super().read_chunk(request, after, limit)
 
+    def will_read(self) -> None:
+        if self.use_arrow and adbc_installed():
+            # Before the table is described: a table the row path reads (arrays of numeric) leaves the
+            # connection idle until the source closes, which most tables repay.
+            self._adbc_connections().warm()
+
     def _adbc_connections(self) -> AdbcConnections:
         url = self.engine.url  # before the lock: the engine takes it too
         with self._engine_lock:
             if self._adbc is None:
-                self._adbc = AdbcConnections(self.name, url.set(drivername="postgresql").render_as_string(
-                    hide_password=False))
+                libpq = url.set(drivername="postgresql")
+                if "connect_timeout" not in libpq.query:  # as the engine's: a server that never answers fails
+                    libpq = libpq.update_query_dict({"connect_timeout": str(_CONNECT_TIMEOUT_S)})
+                self._adbc = AdbcConnections(self.name, libpq.render_as_string(hide_password=False))
             return self._adbc
 
     def close(self) -> None:

@@ -205,3 +205,32 @@ def test_locked_duckdb_warehouse_after_commit_then_loads(tmp_path: Path, mysql_u
     with Replicator.from_path(project) as rep:
         assert rep.sync("events").load.batches == [1]
         assert_converged(rep, mysql_url)
+
+
+def test_a_postgresql_source_that_never_answers_fails_and_the_run_ends(tmp_path: Path) -> None:
+    """A server that takes the TCP connection but never answers (a hung host, a black-holed proxy): the
+    sync fails as a retriable source error and the run ends, its read's connection given up after the
+    same connect timeout as the probes' (that connection is opened in the background while the table is
+    described, and closing the source waits for it)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # connections wait in the backlog: accepted by the kernel, never answered
+        port = server.getsockname()[1]
+        project = write_project(tmp_path, source=f"postgresql://postgres@127.0.0.1:{port}/app",
+                                lake=str(tmp_path / "lake"), warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+        caught: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with Replicator.from_path(project) as rep:
+                    rep.sync("events")
+            except BaseException as exc:  # asserted below
+                caught.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(90)
+        assert not thread.is_alive(), "the sync (or closing its source) never returned"
+    assert len(caught) == 1 and isinstance(caught[0], SourceError) and caught[0].retriable, caught
+    assert not (tmp_path / "lake" / "events" / "_manifests").exists() or \
+        not any((tmp_path / "lake" / "events" / "_manifests").iterdir())

@@ -191,14 +191,20 @@ def _partitions(spec: PartitionSpec, table: Table, rows: pa.Table) -> set[tuple[
 
 
 def _holding(table: Table, tasks: Sequence[FileScanTask], keys: pa.Table, key: Sequence[str]) -> set[tuple[Any, ...]]:
-    """The partitions of files that hold any of `keys`: files pruned by their key bounds, then their keys read."""
+    """The partitions of files that hold any of `keys`: files pruned by their key bounds, then their keys read.
+
+    The bounds are checked on the files already planned, with the evaluator a scan's planning uses, rather
+    than by planning a second scan (which read every manifest again).
+    """
+    from pyiceberg.expressions.visitors import _InclusiveMetricsEvaluator
+
     if not tasks or keys.num_rows == 0:
         return set()
-    candidates = {t.file.file_path for t in table.scan(row_filter=_key_bounds(keys, key)).plan_files()}
+    may_hold = _InclusiveMetricsEvaluator(table.schema(), _key_bounds(keys, key)).eval
     found: set[tuple[Any, ...]] = set()
     for task in tasks:
         partition = _partition_of(task)
-        if partition in found or task.file.file_path not in candidates:
+        if partition in found or not may_hold(task.file):
             continue
         held = _read(table, [task], key).join(keys, keys=list(key), join_type="left semi")
         if held.num_rows:

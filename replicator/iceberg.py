@@ -4,10 +4,10 @@ replicator's manifests stay the commit point; this is a publication of them. Aft
 each later manifest the Iceberg table has not recorded is registered in order, by its own Parquet files
 (as `add_files` does, from the footers the writer kept: no data is rewritten, nor read back): an
 incremental batch as an append, a full batch as one transaction that deletes every earlier file and adds
-its own. Every snapshot records `replicator.batch_id` in its
-summary and gets a tag `batch-<id>` (with a maximum age, so tags never block snapshot expiry). The last
-published batch is read back from the table itself, so a crash between the lake commit and the catalog
-commit, or a catalog that is down for a sync, is caught up by the next publication: every batch once.
+its own. Every snapshot records `replicator.batch_id` in its summary and gets a tag `batch-<id>` (with a
+maximum age, so tags never block snapshot expiry). The last published batch is read back from the table
+itself, so a crash between the lake commit and the catalog commit, or a catalog that is down for a sync,
+is caught up by the next publication: every batch once.
 
 Each replicated table is published as two Iceberg tables, each recording the batches it has applied:
 - the change table `<namespace>.<name>` (every row version with `_batch_id`, `_loaded_at`, `_deleted`),

@@ -97,7 +97,7 @@ def _overwrite(tx: Transaction, table: Table, properties: dict[str, str]) -> Any
 
     - it drops the manifests of earlier snapshots that list deleted files only: pyiceberg 0.12 carries
       them into every later snapshot (the next overwrite keeps them, as none of their live entries is
-      deleted), so the manifest list grew by one per batch, and every batch and reader read them all
+      deleted), so the manifest list grew with every batch, and every batch and reader read them all
       (iceberg-go fixed the same, #1154);
     - it merges manifests as a merging append does (`commit.manifest-merge.enabled`,
       `commit.manifest.min-count-to-merge`): each batch leaves a manifest for the partitions it rewrote,

@@ -1,7 +1,7 @@
 """Parquet footers of the files this process wrote, held for a follower in the same process.
 
 Iceberg publication registers every data file of a batch by its footer (row counts, column bounds, the
-partition). Reading each footer back costs a HEAD and a ranged GET per file on S3 (and 10-15 ms per file
+partition). Reading each footer back costs a HEAD and a ranged GET per file on S3 (about 2 ms per file
 on a local disk), right after the writer had it in memory; so a store that publishes keeps them here
 until the publication takes them. Bounded: when no publication comes (a catalog that is down), the oldest
 are dropped, and a follower that finds none reads the file as before.

@@ -145,7 +145,12 @@ class TableLake:
         # full batch: read it there.
         where = locate(self.store, self.name, manifest.files)
         files = [w or paths.in_table(self.store.root, self.name, f.path) for w, f in zip(where, manifest.files)]
-        return ds.dataset(files, schema=manifest.schema, format="parquet", filesystem=self.store.fs)
+        # Each file with its size from the manifest: a dataset of bare paths asks an object store for
+        # every file's size twice (discovery, then opening it), two HEADs a file on S3.
+        parquet = ds.ParquetFileFormat()
+        fragments = [parquet.make_fragment(path, filesystem=self.store.fs, file_size=f.bytes)
+                     for path, f in zip(files, manifest.files)]
+        return ds.FileSystemDataset(fragments, schema=manifest.schema, format=parquet, filesystem=self.store.fs)
 
     # History.
 

@@ -100,12 +100,13 @@ def read_committed(store: LakeStore, table: str, files: Sequence[DataFile], colu
     publish is unfinished or moving files right now, so every file is looked up again and read.
     """
     final = [paths.in_table(store.root, table, f.path) for f in files]
+    sizes = [f.bytes for f in files]  # a file keeps its size wherever it moves
     try:
-        return read_files(store, final, columns, schema)
+        return read_files(store, final, columns, schema, sizes)
     except LakeError:
         where = locate(store, table, files)
         # A file found nowhere is read at its final path, so the error names where it belongs.
-        return read_files(store, [w or p for w, p in zip(where, final)], columns, schema)
+        return read_files(store, [w or p for w, p in zip(where, final)], columns, schema, sizes)
 
 
 def _staging_root(store: LakeStore, table: str) -> str:

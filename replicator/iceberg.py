@@ -275,13 +275,10 @@ class IcebergPublisher:
             if manifest.mode == "full" and table.current_snapshot() is not None:
                 tx.delete(AlwaysTrue(), snapshot_properties=properties)
             if manifest.files:
-                settings = {}
                 if tx.table_metadata.name_mapping() is None:
                     # As add_files does: the files have no Iceberg field ids, so readers map columns by name.
-                    settings[TableProperties.DEFAULT_NAME_MAPPING] = \
-                        tx.table_metadata.schema().name_mapping.model_dump_json()
-                if settings:
-                    tx.set_properties(settings)
+                    mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+                    tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
                 files = _data_files_of(tx.table_metadata, lake, manifest)
                 with tx.update_snapshot(snapshot_properties=properties).merge_append() as append:
                     for file in files:

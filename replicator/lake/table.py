@@ -24,7 +24,7 @@ from .lease import Lease, acquire_lease, holder_state, read_lease, remove_lease
 from .manifest import DataFile, Manifest, latest_manifest, list_manifest_seqs, load_manifest
 from .partitioning import Layout
 from .publish import superseded_path
-from .reader import active_manifests, current_state, latest_in_window, manifests_reaching
+from .reader import active_manifests, current_state, latest_in_window, manifests_reaching, sized_fragments
 from .recovery import Recovery, locate, read_committed, recover, recover_for_reading
 from .store import LakeStore
 
@@ -145,12 +145,9 @@ class TableLake:
         # full batch: read it there.
         where = locate(self.store, self.name, manifest.files)
         files = [w or paths.in_table(self.store.root, self.name, f.path) for w, f in zip(where, manifest.files)]
-        # Each file with its size from the manifest: a dataset of bare paths asks an object store for
-        # every file's size twice (discovery, then opening it), two HEADs a file on S3.
-        parquet = ds.ParquetFileFormat()
-        fragments = [parquet.make_fragment(path, filesystem=self.store.fs, file_size=f.bytes)
-                     for path, f in zip(files, manifest.files)]
-        return ds.FileSystemDataset(fragments, schema=manifest.schema, format=parquet, filesystem=self.store.fs)
+        fragments = sized_fragments(self.store, files, [f.bytes for f in manifest.files])
+        return ds.FileSystemDataset(fragments, schema=manifest.schema, format=ds.ParquetFileFormat(),
+                                    filesystem=self.store.fs)
 
     # History.
 

@@ -53,7 +53,10 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, owner: str, connect_timeout: int = 10) -> Engine:
+CONNECT_TIMEOUT_S = 10  # every login to a source gives up after this: a server that never answers fails the sync
+
+
+def make_engine(url: str, owner: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Engine:
     url = normalize_url(url)
     try:
         parsed = sa.engine.make_url(url)

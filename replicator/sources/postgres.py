@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from ..types import Unrepresentable
 from ..watermark import SettleClock
-from .base import ReadRequest, SqlSource
+from .base import CONNECT_TIMEOUT_S, ReadRequest, SqlSource
 from .postgres_arrow import AdbcConnections, adbc_installed, arrow_path_available, read_chunk_arrow
 from .session import postgres_session, set_config_call
 from .typemap import NON_FINITE_REMEDY
@@ -56,9 +56,6 @@ _CASTERS = [_guarded(c) for c in (psycopg2.extensions.DATE, psycopg2.extensions.
                                   psycopg2.extensions.PYDATETIMETZ)]
 
 
-_CONNECT_TIMEOUT_S = 10  # make_engine's default
-
-
 class PostgresSource(SqlSource):
     dialect = "postgresql"
     _warned_privilege = False
@@ -93,8 +90,8 @@ class PostgresSource(SqlSource):
         with self._engine_lock:
             if self._adbc is None:
                 libpq = url.set(drivername="postgresql")
-                if "connect_timeout" not in libpq.query:  # as the engine's: a server that never answers fails
-                    libpq = libpq.update_query_dict({"connect_timeout": str(_CONNECT_TIMEOUT_S)})
+                if "connect_timeout" not in libpq.query:  # as the engine's
+                    libpq = libpq.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
                 self._adbc = AdbcConnections(self.name, libpq.render_as_string(hide_password=False))
             return self._adbc
 
